@@ -1,0 +1,135 @@
+"""One live connection, independent of its transport.
+
+Each connection has a bounded outbox drained by a writer task that exists
+only while there is something to write, so an idle connection costs no task.
+A client that cannot keep up is closed rather than buffered without bound;
+it resumes from its last ``seq`` when it reconnects, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections import deque
+from typing import Protocol
+
+from ..protocol.codes import CloseCode
+
+__all__ = ["Connection", "ConnectionState", "Role", "Transport"]
+
+logger = logging.getLogger("switchboard.connection")
+
+
+class Transport(Protocol):
+    """What the gateway provides for one client connection."""
+
+    async def send(self, text: str) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+class Role(enum.StrEnum):
+    AGENT = "agent"
+    CUSTOMER = "customer"
+
+
+class ConnectionState(enum.Enum):
+    HELLO = "hello"  # waiting for a successful hello
+    OPEN = "open"  # authenticated
+    CLOSED = "closed"
+
+
+class Connection:
+    __slots__ = (
+        "_outbox",
+        "_writer",
+        "address",
+        "agent_id",
+        "customer_id",
+        "errors",
+        "id",
+        "last_heard",
+        "max_outbox",
+        "name",
+        "role",
+        "state",
+        "transport",
+        "user",
+    )
+
+    def __init__(
+        self, connection_id: str, address: str, transport: Transport, max_outbox: int
+    ) -> None:
+        self.id = connection_id
+        self.address = address
+        self.transport = transport
+        self.max_outbox = max_outbox
+        self.state = ConnectionState.HELLO
+        self.user = ""
+        self.role: Role | None = None
+        self.agent_id = 0
+        self.customer_id = 0
+        self.name = ""
+        self.errors = 0
+        self.last_heard = time.monotonic()
+        self._outbox: deque[str] = deque()
+        self._writer: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.address} {self.user or '-'} {self.state.name}>"
+
+    def set_state(self, state: ConnectionState) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s: %s -> %s", self.address, self.state.name, state.name)
+        self.state = state
+
+    def push(self, text: str) -> None:
+        """Queue ``text`` for the client; never blocks the caller."""
+        if self.state is ConnectionState.CLOSED:
+            return
+        if len(self._outbox) >= self.max_outbox:
+            logger.info("%s: outbox full, closing", self.address)
+            self.close(CloseCode.TOO_SLOW, "too slow")
+            return
+
+        self._outbox.append(text)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            while self._outbox:
+                await self.transport.send(self._outbox.popleft())
+        except Exception as exc:
+            # The transport failed under us (peer gone); the gateway's read
+            # loop notices the same and runs the disconnect path.
+            logger.debug("%s: send failed: %r", self.address, exc)
+            self._outbox.clear()
+            self.set_state(ConnectionState.CLOSED)
+        finally:
+            self._writer = None
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the transport after what is queued; safe to call twice."""
+        if self.state is ConnectionState.CLOSED:
+            return
+        self.set_state(ConnectionState.CLOSED)
+        pending = self._writer
+        self._writer = asyncio.create_task(self._close(pending, code, reason))
+
+    async def _close(
+        self, pending: asyncio.Task[None] | None, code: int, reason: str
+    ) -> None:
+        # Let the frames already queued (often the error that explains the
+        # close) reach the client first, but never wait on a stuck peer.
+        if pending is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(pending), 1.0)
+            except Exception as exc:
+                logger.debug("%s: flush before close failed: %r", self.address, exc)
+        try:
+            await self.transport.close(code, reason)
+        except Exception as exc:
+            logger.debug("%s: close failed: %r", self.address, exc)

@@ -1,0 +1,524 @@
+"""Conversations: what each client frame does, and routing.
+
+Routing follows the design page: a new or reopened chat goes to the
+customer's previous agent if that agent is online, connected and below
+capacity; otherwise to the eligible agent with the fewest open chats (ties:
+idle longest); otherwise it waits in the queue, oldest first. The decision
+and its bookkeeping happen in one store transaction, so concurrent requests
+on any number of servers never assign a chat twice or overfill an agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..errors import NotFound, ProtocolError
+from ..protocol import frames as client
+from ..protocol import server as frames
+from ..protocol.codes import ErrorCode
+from ..protocol.frames import check_body
+from ..store import (
+    AgentStatus,
+    Assignment,
+    Context,
+    Conversation,
+    ConversationState,
+    Customer,
+    NewMessage,
+    StoredMessage,
+)
+from .board import agent_event
+from .connection import Connection, Role
+from .users import AGENT_PREFIX, agent_user, customer_user
+
+if TYPE_CHECKING:
+    from .hub import Hub
+
+__all__ = ["Conversations"]
+
+logger = logging.getLogger("switchboard.conversations")
+
+REPLAY_PAGE = 500
+
+
+class Conversations:
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.store = hub.store
+        # Conversations and customers read on the hot path. A conversation
+        # changes state rarely, and every change is announced on the status
+        # channel, which drops it here on every server.
+        self._conversations: dict[int, Conversation] = {}
+        self._customers: dict[int, Customer] = {}
+        self._customer_locks: defaultdict[int, asyncio.Lock] = defaultdict(
+            asyncio.Lock
+        )
+        self._drain_lock = asyncio.Lock()
+        self._queue_timer: asyncio.TimerHandle | None = None
+        self._agents_queue_timer: asyncio.TimerHandle | None = None
+
+    # -- caches -----------------------------------------------------------
+
+    def forget(self, conversation_id: int) -> None:
+        self._conversations.pop(conversation_id, None)
+
+    def forget_all(self) -> None:
+        self._conversations.clear()
+
+    async def conversation(self, conversation_id: int) -> Conversation:
+        conv = self._conversations.get(conversation_id)
+        if conv is None:
+            conv = await self.store.conversation(conversation_id)
+            self._conversations[conversation_id] = conv
+        return conv
+
+    async def customer(self, customer_id: int) -> Customer:
+        found = self._customers.get(customer_id)
+        if found is None:
+            found = await self.store.customer(customer_id)
+            self._customers[customer_id] = found
+        return found
+
+    def participants(self, conv: Conversation) -> list[str]:
+        users = [customer_user(conv.customer_id)]
+        if conv.agent_id is not None:
+            users.append(agent_user(conv.agent_id))
+        return users
+
+    async def info(self, conv: Conversation) -> dict[str, Any]:
+        customer = await self.customer(conv.customer_id)
+        position = None
+        if conv.state is ConversationState.QUEUED:
+            queue = await self.store.queue()
+            position = next(
+                (i for i, c in enumerate(queue, 1) if c.id == conv.id), None
+            )
+        return frames.conversation_info(
+            conv,
+            agent_name=None if conv.agent_id is None else self.hub.board.name(
+                conv.agent_id
+            ),
+            customer={
+                "id": customer.id,
+                "name": customer.name,
+                "email": customer.email,
+                "external_id": customer.external_id,
+            },
+            position=position,
+        )
+
+    # -- identity ---------------------------------------------------------
+
+    async def identify(self, conn: Connection, hello: client.Hello) -> str | None:
+        """Fill in who ``conn`` is; return a token for a new visitor."""
+        if hello.token is None:
+            if self.hub.settings.require_prechat and not (hello.name and hello.email):
+                raise ProtocolError(ErrorCode.BAD_FRAME, "name and email required")
+            customer = await self.store.create_visitor(hello.name, hello.email)
+            token: str | None = self.hub.signer.visitor(customer.id)
+        else:
+            identity = self.hub.signer.verify(hello.token)
+            if identity is None:
+                raise ProtocolError(ErrorCode.AUTH_FAILED, "bad or expired token")
+
+            if identity.kind == "agent":
+                try:
+                    agent = await self.store.agent(identity.id)
+                except NotFound:
+                    raise ProtocolError(
+                        ErrorCode.AUTH_FAILED, "no such agent"
+                    ) from None
+                conn.role = Role.AGENT
+                conn.agent_id = agent.id
+                conn.user = agent_user(agent.id)
+                conn.name = agent.name
+                return None
+
+            if identity.kind == "visitor":
+                try:
+                    customer = await self.store.customer(identity.id)
+                except NotFound:
+                    raise ProtocolError(
+                        ErrorCode.AUTH_FAILED, "no such visitor"
+                    ) from None
+                if hello.name and hello.email and not customer.email:
+                    await self.store.update_customer(
+                        customer.id, hello.name, hello.email
+                    )
+                    customer = dataclasses.replace(
+                        customer, name=hello.name, email=hello.email
+                    )
+                token = hello.token
+            else:
+                customer = await self.store.customer_by_external_id(
+                    identity.external_id, identity.name, identity.email
+                )
+                token = None
+
+        self._customers[customer.id] = customer
+        conn.role = Role.CUSTOMER
+        conn.customer_id = customer.id
+        conn.user = customer_user(customer.id)
+        conn.name = customer.name
+        return token
+
+    # -- dispatch ---------------------------------------------------------
+
+    async def handle(self, conn: Connection, frame: client.ClientFrame) -> None:
+        match frame:
+            case client.Send():
+                await self.send(conn, frame)
+            case client.Typing():
+                await self.typing(conn, frame)
+            case client.Read():
+                await self.read(conn, frame)
+            case client.Start():
+                await self.start(conn, frame)
+            case client.Join():
+                await self.join(conn, frame)
+            case client.ContextUpdate():
+                await self.context(conn, frame)
+            case client.Status():
+                await self.status(conn, frame)
+            case client.Take():
+                await self.take(conn, frame)
+            case client.Transfer():
+                await self.transfer(conn, frame)
+            case client.Close():
+                await self.close(conn, frame)
+            case _:  # pragma: no cover - hello and ping never get here
+                raise ProtocolError(ErrorCode.UNKNOWN_TYPE, "unknown frame type")
+
+    def _require(self, conn: Connection, role: Role) -> None:
+        if conn.role is not role:
+            raise ProtocolError(ErrorCode.FORBIDDEN, f"only for {role}s")
+
+    async def _readable(self, conn: Connection, conversation_id: int) -> Conversation:
+        """The conversation, if ``conn`` may see it: its customer or any agent."""
+        try:
+            conv = await self.conversation(conversation_id)
+        except NotFound:
+            raise ProtocolError(ErrorCode.NOT_FOUND, "no such conversation") from None
+        if conn.role is Role.CUSTOMER and conv.customer_id != conn.customer_id:
+            # Same answer as a missing id: do not reveal which ids exist.
+            raise ProtocolError(ErrorCode.NOT_FOUND, "no such conversation")
+        return conv
+
+    async def _writable(self, conn: Connection, conversation_id: int) -> Conversation:
+        """The conversation, if ``conn`` takes part: its customer or its agent."""
+        conv = await self._readable(conn, conversation_id)
+        if conn.role is Role.AGENT and (
+            conv.agent_id != conn.agent_id or conv.state is not ConversationState.OPEN
+        ):
+            raise ProtocolError(
+                ErrorCode.FORBIDDEN, "conversation is not assigned to you"
+            )
+        return conv
+
+    # -- messages ---------------------------------------------------------
+
+    async def send(self, conn: Connection, frame: client.Send) -> None:
+        body = check_body(frame, self.hub.settings.max_body)
+        conv = await self._writable(conn, frame.conversation)
+
+        data = None
+        if frame.kind == "product":
+            self._require(conn, Role.AGENT)
+            product = await self.hub.commerce.product(frame.sku or "")
+            if product is None:
+                raise ProtocolError(ErrorCode.NOT_FOUND, "no such product")
+            data = dataclasses.asdict(product)
+            body = product.name
+
+        record = await self.hub.writer.submit(
+            NewMessage(conv.id, frame.client_id, conn.user, frame.kind, body, data)
+        )
+        conn.push(frames.ack(conv.id, frame.client_id, record.seq, frame.ref))
+
+        if conv.state is ConversationState.CLOSED and conn.role is Role.CUSTOMER:
+            # Writing into a closed conversation reopens it. reopen() is
+            # true for exactly one caller cluster-wide, which routes it.
+            if await self.store.reopen(conv.id):
+                await self._changed(conv.id)
+                await self.route(conv.id)
+
+    async def message_frames(
+        self, stored: Sequence[StoredMessage]
+    ) -> list[tuple[list[str], str]]:
+        """(recipients, frame) for each stored message, in order."""
+        items = []
+        for record in stored:
+            conv = await self.conversation(record.conversation_id)
+            _, _, raw_id = record.sender.partition(":")
+            if record.sender.startswith(AGENT_PREFIX):
+                name = self.hub.board.name(int(raw_id))
+            else:
+                name = (await self.customer(int(raw_id))).name
+            items.append(
+                (self.participants(conv), frames.message(record, name))
+            )
+        return items
+
+    async def typing(self, conn: Connection, frame: client.Typing) -> None:
+        conv = await self._writable(conn, frame.conversation)
+        others = [u for u in self.participants(conv) if u != conn.user]
+        text = frames.typing(conv.id, conn.user, conn.name, frame.active)
+        await self.hub.deliver([(others, text)])
+
+    async def read(self, conn: Connection, frame: client.Read) -> None:
+        conv = await self._readable(conn, frame.conversation)
+        seq = await self.store.mark_read(conv.id, conn.user, frame.seq)
+        text = frames.read(conv.id, conn.user, seq)
+        await self.hub.deliver([(self.participants(conv) + [conn.user], text)])
+
+    async def context(self, conn: Connection, frame: client.ContextUpdate) -> None:
+        self._require(conn, Role.CUSTOMER)
+        conv = await self._readable(conn, frame.conversation)
+        await self._set_context(conv, frame.context)
+
+    async def _set_context(self, conv: Conversation, fields: Any) -> None:
+        ctx = Context(
+            url=fields.url,
+            title=fields.title,
+            cart=[item.model_dump() for item in fields.cart],
+        )
+        await self.store.set_context(conv.id, ctx)
+        agents = [u for u in self.participants(conv) if u.startswith(AGENT_PREFIX)]
+        if agents:
+            text = frames.context(conv.id, dataclasses.asdict(ctx))
+            await self.hub.deliver([(agents, text)])
+
+    # -- starting and resuming --------------------------------------------
+
+    async def start(self, conn: Connection, frame: client.Start) -> None:
+        self._require(conn, Role.CUSTOMER)
+
+        # Two tabs starting at once must not open two conversations. This
+        # lock covers one server; tabs of one customer racing on different
+        # servers within milliseconds could still create two (a stated
+        # limit: the older one stays readable in history).
+        async with self._customer_locks[conn.customer_id]:
+            conv = await self.store.latest_conversation(conn.customer_id)
+            created = conv is None
+            if conv is None:
+                conv = await self.store.create_conversation(conn.customer_id)
+                self._conversations[conv.id] = conv
+        self._customer_locks.pop(conn.customer_id, None)
+
+        if frame.context is not None:
+            await self._set_context(conv, frame.context)
+        await self._replay(conn, conv, frame.after_seq)
+        if created:
+            await self.route(conv.id)
+
+    async def join(self, conn: Connection, frame: client.Join) -> None:
+        conv = await self._readable(conn, frame.conversation)
+        await self._replay(conn, conv, frame.after_seq)
+
+    async def _replay(self, conn: Connection, conv: Conversation, after: int) -> None:
+        """Snapshot, every message after ``after``, read cursors, synced."""
+        conn.push(frames.conversation(await self.info(conv)))
+
+        seq = after
+        while True:
+            page = await self.store.messages(conv.id, seq, REPLAY_PAGE)
+            for text in [t for _, t in await self.message_frames(page)]:
+                conn.push(text)
+            if page:
+                seq = page[-1].seq
+            if len(page) < REPLAY_PAGE:
+                break
+
+        for user, cursor in (await self.store.read_cursors(conv.id)).items():
+            conn.push(frames.read(conv.id, user, cursor))
+        conn.push(frames.synced(conv.id, max(seq, after)))
+
+    # -- agents -----------------------------------------------------------
+
+    async def status(self, conn: Connection, frame: client.Status) -> None:
+        self._require(conn, Role.AGENT)
+        agent = await self.store.set_agent_status(
+            conn.agent_id, AgentStatus(frame.status)
+        )
+        await self.hub.publish_status({"k": "agent", **agent_event(agent)})
+        if agent.status is AgentStatus.ONLINE:
+            await self.drain()
+
+    async def take(self, conn: Connection, frame: client.Take) -> None:
+        self._require(conn, Role.AGENT)
+        conv = await self._readable(conn, frame.conversation)
+        assignment = await self.store.take(conv.id, conn.agent_id)
+        if assignment is None:
+            fresh = await self.store.conversation(conv.id)
+            if fresh.state is not ConversationState.QUEUED:
+                raise ProtocolError(ErrorCode.BAD_STATE, "conversation is not queued")
+            raise ProtocolError(ErrorCode.AT_CAPACITY, "you are at capacity")
+        await self._assigned(assignment)
+
+    async def transfer(self, conn: Connection, frame: client.Transfer) -> None:
+        self._require(conn, Role.AGENT)
+        conv = await self._writable(conn, frame.conversation)
+        try:
+            await self.store.agent(frame.agent)
+        except NotFound:
+            raise ProtocolError(ErrorCode.NOT_FOUND, "no such agent") from None
+        if frame.agent == conn.agent_id:
+            raise ProtocolError(ErrorCode.BAD_STATE, "already assigned to you")
+        if frame.agent not in await self.hub.connected_agents():
+            raise ProtocolError(ErrorCode.BAD_STATE, "that agent is not connected")
+
+        assignment = await self.store.transfer(conv.id, conn.agent_id, frame.agent)
+        if assignment is None:
+            raise ProtocolError(ErrorCode.AT_CAPACITY, "that agent is at capacity")
+
+        await self._changed(conv.id)
+        fresh = await self.conversation(conv.id)
+        text = frames.transferred(await self.info(fresh), conn.agent_id)
+        await self.hub.deliver([(self.participants(fresh) + [conn.user], text)])
+        await self._announce_agents(conn.agent_id, frame.agent)
+
+    async def close(self, conn: Connection, frame: client.Close) -> None:
+        self._require(conn, Role.AGENT)
+        conv = await self._readable(conn, frame.conversation)
+        if not await self.store.close_conversation(conv.id, conn.agent_id):
+            raise ProtocolError(ErrorCode.BAD_STATE, "conversation is not yours")
+
+        await self._changed(conv.id)
+        text = frames.closed(conv.id, conn.user)
+        await self.hub.deliver([(self.participants(conv), text)])
+        await self._announce_agents(conn.agent_id)
+        await self.drain()
+
+    async def _announce_agents(self, *agent_ids: int) -> None:
+        for agent_id in agent_ids:
+            agent = await self.store.agent(agent_id)
+            await self.hub.publish_status({"k": "agent", **agent_event(agent)})
+
+    async def _changed(self, conversation_id: int) -> None:
+        """Drop a changed conversation from every server's cache."""
+        self.forget(conversation_id)
+        await self.hub.publish_status({"k": "conversation", "id": conversation_id})
+
+    # -- routing ----------------------------------------------------------
+
+    async def route(self, conversation_id: int) -> None:
+        conv = await self.store.conversation(conversation_id)
+        candidates = sorted(await self.hub.connected_agents())
+        assignment = None
+        if candidates:
+            assignment = await self.store.assign(
+                conv.id, candidates, conv.last_agent_id
+            )
+        if assignment is not None:
+            await self._assigned(assignment)
+        else:
+            self.queue_changed()
+
+    async def drain(self) -> None:
+        """Assign queued conversations while any agent can take one."""
+        async with self._drain_lock:
+            queue = await self.store.queue()
+            if not queue:
+                return
+            candidates = sorted(await self.hub.connected_agents())
+            if not candidates:
+                return
+            for conv in queue:
+                assignment = await self.store.assign(
+                    conv.id, candidates, conv.last_agent_id
+                )
+                if assignment is None:
+                    # Either nobody has room, or another server took this
+                    # one; the next one may still fit.
+                    if not await self._anyone_has_room(candidates):
+                        break
+                    continue
+                await self._assigned(assignment)
+
+    async def _anyone_has_room(self, candidates: Sequence[int]) -> bool:
+        for agent_id in candidates:
+            entry = self.hub.board.entry(agent_id)
+            if entry is None:
+                continue
+            if entry.get("status") == "online" and int(
+                entry.get("open_chats", 0)
+            ) < int(entry.get("capacity", 0)):
+                return True
+        return False
+
+    async def _assigned(self, assignment: Assignment) -> None:
+        logger.debug(
+            "conversation %d assigned to agent %d (%s)",
+            assignment.conversation_id,
+            assignment.agent_id,
+            assignment.reason,
+        )
+        await self._changed(assignment.conversation_id)
+        conv = await self.conversation(assignment.conversation_id)
+        text = frames.assigned(await self.info(conv), assignment.reason)
+        await self.hub.deliver([(self.participants(conv), text)])
+        await self._announce_agents(assignment.agent_id)
+        self.queue_changed()
+
+    # -- the queue --------------------------------------------------------
+
+    def queue_changed(self) -> None:
+        """Tell queued customers their positions, coalesced."""
+        if self._queue_timer is None:
+            loop = asyncio.get_running_loop()
+            self._queue_timer = loop.call_later(
+                self.hub.settings.board_interval, self._announce_queue
+            )
+
+    def _announce_queue(self) -> None:
+        self._queue_timer = None
+        self.hub.spawn(self._announce_queue_now())
+
+    async def _announce_queue_now(self) -> None:
+        try:
+            queue = await self.store.queue()
+            items = [
+                ([customer_user(c.customer_id)], frames.queued(c.id, position))
+                for position, c in enumerate(queue, 1)
+            ]
+            await self.hub.deliver(items)
+            await self.hub.publish_status({"k": "queue"})
+        except Exception as exc:
+            logger.warning("announcing the queue failed: %s", exc)
+
+    def queue_changed_elsewhere(self) -> None:
+        """The queue changed somewhere: push it to this server's agents."""
+        if self._agents_queue_timer is None:
+            loop = asyncio.get_running_loop()
+            self._agents_queue_timer = loop.call_later(
+                self.hub.settings.board_interval, self._push_queue
+            )
+
+    def _push_queue(self) -> None:
+        self._agents_queue_timer = None
+        self.hub.spawn(self._push_queue_now())
+
+    async def _push_queue_now(self) -> None:
+        try:
+            self.hub._push_to_agents(await self.queue_frame())
+        except Exception as exc:
+            logger.warning("pushing the queue failed: %s", exc)
+
+    async def queue_frame(self) -> str:
+        entries = []
+        for position, conv in enumerate(await self.store.queue(), 1):
+            customer = await self.customer(conv.customer_id)
+            entries.append(
+                {
+                    "id": conv.id,
+                    "position": position,
+                    "customer": {"id": customer.id, "name": customer.name},
+                    "queued_at": conv.queued_at,
+                }
+            )
+        return frames.queue(entries)

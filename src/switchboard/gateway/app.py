@@ -1,0 +1,158 @@
+"""The ASGI application: wires the backends, the hub and the routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.staticfiles import StaticFiles
+
+from .. import __version__
+from ..addressbook import AddressBook
+from ..backplane import Backplane
+from ..chat import Hub
+from ..commerce import Commerce
+from ..config import Settings
+from ..errors import CommerceError, NotFound, StoreError, SwitchboardError
+from . import api, pages
+from .ws import serve_websocket
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger("switchboard.gateway")
+
+
+def _backends(settings: Settings) -> tuple[AddressBook, Backplane, bool]:
+    if settings.redis_url:
+        from ..addressbook.redis import RedisAddressBook
+        from ..backplane.redis import RedisBackplane
+
+        addressbook = RedisAddressBook(
+            settings.redis_url,
+            max_per_user=settings.max_addresses_per_user,
+            prefix=settings.redis_prefix,
+        )
+        backplane = RedisBackplane(settings.redis_url, prefix=settings.redis_prefix)
+        return addressbook, backplane, True
+
+    from ..addressbook.memory import MemoryAddressBook
+    from ..backplane.memory import MemoryBackplane
+
+    return (
+        MemoryAddressBook(max_per_user=settings.max_addresses_per_user),
+        MemoryBackplane(),
+        False,
+    )
+
+
+def _commerce(settings: Settings) -> Commerce:
+    if settings.commerce_url:
+        from ..commerce.http import HttpCommerce
+
+        token = settings.commerce_token
+        return HttpCommerce(
+            settings.commerce_url,
+            token=None if token is None else token.get_secret_value(),
+        )
+    from ..commerce.demo import DemoCommerce
+
+    return DemoCommerce()
+
+
+def create_app(settings: Settings, *, demo: bool = False) -> FastAPI:
+    """Build the app; backends connect when the ASGI lifespan starts."""
+    if not settings.secret_key.get_secret_value():
+        raise SwitchboardError("a secret key is required (SWITCHBOARD_SECRET_KEY)")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from ..store.sql import SqlStore
+
+        store = SqlStore(settings.database_url)
+        await store.open()
+        addressbook, backplane, clustered = _backends(settings)
+        commerce = _commerce(settings)
+        hub = Hub(
+            settings, store, addressbook, backplane, commerce, clustered=clustered
+        )
+        await hub.start()
+        app.state.hub = hub
+        try:
+            yield
+        finally:
+            await hub.close()
+            await commerce.close()
+            await store.close()
+
+    app = FastAPI(
+        title="Switchboard",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.demo = demo
+
+    _install_error_handlers(app)
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    web = resources.files("switchboard") / "web"
+    app.mount("/static", StaticFiles(directory=str(web)), name="static")
+
+    @app.websocket("/ws")
+    async def websocket(ws: WebSocket) -> None:
+        await serve_websocket(ws.app.state.hub, ws)
+
+    return app
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message, **extra}}, status_code=status
+    )
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    # Every error answer is JSON with a stable code; internals stay in the log.
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        code = {
+            400: "bad_request",
+            401: "unauthorized",
+            403: "forbidden",
+            404: "not_found",
+            405: "method_not_allowed",
+            409: "conflict",
+        }.get(exc.status_code, "error")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            {"loc": list(e["loc"]), "message": e["msg"]} for e in exc.errors()
+        ]
+        return _error(422, "bad_request", "invalid request", details=details)
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return _error(404, "not_found", "not found")
+
+    @app.exception_handler(StoreError)
+    async def store_down(request: Request, exc: StoreError) -> JSONResponse:
+        logger.warning("store error on %s: %s", request.url.path, exc)
+        return _error(503, "unavailable", "the database is unavailable")
+
+    @app.exception_handler(CommerceError)
+    async def shop_down(request: Request, exc: CommerceError) -> JSONResponse:
+        logger.warning("commerce error on %s: %s", request.url.path, exc)
+        return _error(502, "commerce_unavailable", "the shop's API is unavailable")

@@ -1,0 +1,209 @@
+"""Client frames (validated pydantic models) and the parser.
+
+A frame is one JSON object per WebSocket text message with a ``type``
+field. Any client frame may carry ``ref``, an opaque string echoed in the
+``ack`` or ``error`` it causes, so a client can match answers to requests.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from ..errors import ProtocolError
+from .codes import ErrorCode
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "ClientFrame",
+    "Close",
+    "ContextUpdate",
+    "Hello",
+    "Join",
+    "Ping",
+    "Read",
+    "Send",
+    "Start",
+    "Status",
+    "Take",
+    "Transfer",
+    "Typing",
+    "check_body",
+    "parse",
+]
+
+PROTOCOL_VERSION = 1
+
+ConversationId = Annotated[int, Field(ge=1, le=2**53)]
+Seq = Annotated[int, Field(ge=0, le=2**53)]
+Ref = Annotated[str, Field(max_length=64)]
+ShortText = Annotated[str, Field(max_length=200)]
+
+
+class _Frame(BaseModel):
+    # Unknown fields are ignored rather than rejected so that a newer
+    # client can talk to an older server of the same protocol version.
+    model_config = ConfigDict(frozen=True, extra="ignore", strict=False)
+
+    ref: Ref | None = None
+
+
+class Hello(_Frame):
+    type: Literal["hello"]
+    v: int
+    token: Annotated[str, Field(max_length=4096)] | None = None
+    name: ShortText = ""
+    email: ShortText = ""
+
+
+class Ping(_Frame):
+    type: Literal["ping"]
+
+
+class CartItem(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    sku: ShortText
+    name: ShortText = ""
+    quantity: Annotated[int, Field(ge=0, le=10_000)] = 1
+    price: ShortText = ""
+
+
+class ContextFields(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    url: Annotated[str, Field(max_length=2048)] = ""
+    title: ShortText = ""
+    cart: Annotated[list[CartItem], Field(max_length=100)] = []
+
+
+class Start(_Frame):
+    """Customer: start a conversation, or resume the latest one."""
+
+    type: Literal["start"]
+    after_seq: Seq = 0
+    context: ContextFields | None = None
+
+
+class Join(_Frame):
+    """Replay a conversation after ``after_seq``; used to resume and fill gaps."""
+
+    type: Literal["join"]
+    conversation: ConversationId
+    after_seq: Seq = 0
+
+
+class Send(_Frame):
+    type: Literal["send"]
+    conversation: ConversationId
+    client_id: Annotated[str, Field(min_length=1, max_length=64)]
+    # The body limit is configurable, so it is checked by the chat service
+    # (``check_body``); this bound only stops absurd frames early.
+    body: Annotated[str, Field(max_length=1_000_000)] = ""
+    kind: Literal["text", "product"] = "text"
+    sku: ShortText | None = None
+
+
+class Typing(_Frame):
+    type: Literal["typing"]
+    conversation: ConversationId
+    active: bool = True
+
+
+class Read(_Frame):
+    type: Literal["read"]
+    conversation: ConversationId
+    seq: Seq
+
+
+class ContextUpdate(_Frame):
+    type: Literal["context"]
+    conversation: ConversationId
+    context: ContextFields
+
+
+class Status(_Frame):
+    type: Literal["status"]
+    status: Literal["online", "away"]
+
+
+class Take(_Frame):
+    type: Literal["take"]
+    conversation: ConversationId
+
+
+class Transfer(_Frame):
+    type: Literal["transfer"]
+    conversation: ConversationId
+    agent: Annotated[int, Field(ge=1)]
+
+
+class Close(_Frame):
+    type: Literal["close"]
+    conversation: ConversationId
+
+
+ClientFrame = Annotated[
+    Hello
+    | Ping
+    | Start
+    | Join
+    | Send
+    | Typing
+    | Read
+    | ContextUpdate
+    | Status
+    | Take
+    | Transfer
+    | Close,
+    Field(discriminator="type"),
+]
+
+_adapter: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
+
+
+def parse(text: str | bytes, max_size: int) -> ClientFrame:
+    """Validate one frame; raise :class:`ProtocolError` with a stable code."""
+    if len(text) > max_size:
+        raise ProtocolError(ErrorCode.FRAME_TOO_LARGE, "frame too large")
+
+    try:
+        return _adapter.validate_json(text)
+    except ValidationError as exc:
+        raise _translate(exc) from exc
+
+
+def _translate(exc: ValidationError) -> ProtocolError:
+    # Pydantic reports the first problem that matters for the union first:
+    # the JSON itself, then the discriminator, then the fields.
+    first = exc.errors(include_url=False, include_input=False)[0]
+    kind = first["type"]
+
+    if kind == "json_invalid":
+        return ProtocolError(ErrorCode.BAD_JSON, "frame is not valid JSON")
+    if kind in ("model_attributes_type", "dict_type", "model_type"):
+        return ProtocolError(ErrorCode.BAD_JSON, "frame must be a JSON object")
+    if kind == "union_tag_invalid":
+        return ProtocolError(ErrorCode.UNKNOWN_TYPE, "unknown frame type")
+    if kind == "union_tag_not_found":
+        return ProtocolError(ErrorCode.BAD_FRAME, "frame has no type")
+
+    where = ".".join(str(part) for part in first["loc"][1:]) or "frame"
+    return ProtocolError(ErrorCode.BAD_FRAME, f"{where}: {first['msg'].lower()}")
+
+
+def check_body(frame: Send, max_body: int) -> str:
+    """Return the body to store, or raise for an empty or too long one."""
+    body = frame.body.strip()
+    if frame.kind == "product":
+        if not frame.sku:
+            raise ProtocolError(ErrorCode.BAD_FRAME, "sku: required for a product")
+        return body
+    if not body:
+        raise ProtocolError(ErrorCode.BODY_EMPTY, "message body is empty")
+    if len(body) > max_body:
+        raise ProtocolError(
+            ErrorCode.BODY_TOO_LONG, f"message body is over {max_body} characters"
+        )
+    return body
