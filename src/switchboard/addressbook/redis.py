@@ -1,0 +1,301 @@
+"""The address book in Redis, shared by every app server.
+
+Layout, with ``prefix`` (``sb:`` by default) in front of every key::
+
+    {prefix}addr:{<user>}      sorted set: member = address,
+                               score = expiry in Unix ms on Redis's clock
+    {prefix}server:{<id>}      "1" while app server <id> is alive (PX TTL)
+
+The braces are Redis Cluster hash tags: every key of one user hashes on the
+user id alone, so a user's keys stay in one slot whatever the prefix. A
+sorted set also carries a key TTL equal to its highest score, so the set of
+a user who never comes back vanishes by itself.
+
+Time is Redis's, never the app server's: the Lua scripts read ``TIME``
+themselves. A refresh is a plain pipeline, which cannot read ``TIME`` before
+writing, so it computes scores from an estimate of Redis's clock: an offset
+to our monotonic clock, measured at :meth:`RedisAddressBook.start` and again
+by the ``TIME`` at the head of every refresh. Wall clocks of app servers
+never matter, and an estimate off by a round trip only moves expiries by
+that much.
+
+:meth:`RedisAddressBook.lookup` is one Lua script per call, for all users: it
+drops expired addresses, reads the rest, checks the liveness key of each
+distinct server once, and removes the addresses of servers that are gone.
+Finding liveness keys from addresses means the script touches keys it was
+not handed in ``KEYS``, in several slots. A single Redis (with or without
+replicas and Sentinel) allows that, and a single Redis is what this class
+talks to. Redis Cluster refuses it: a cluster variant would run the prune
+and range per slot and check liveness keys in a second round trip. The
+other calls touch one user's key at a time and are cluster-safe as they are.
+
+Errors of redis-py are translated into :class:`~switchboard.errors.
+AddressBookError`. Calls have socket timeouts and retry transient connection
+errors with jittered exponential backoff. Every call is idempotent, so a
+retry after a lost reply does no harm, with one blind spot: if the reply to
+an add that dropped addresses over the cap is lost, the retry reports none
+dropped, and those connections learn of it only when they reconnect. A
+:class:`~switchboard.breaker.Breaker` makes calls fail fast while Redis
+keeps failing.
+
+Logging (``switchboard.addressbook``): INFO when the breaker opens and
+closes, INFO when :meth:`RedisAddressBook.close` cannot withdraw the server.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TypeVar
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import RedisError
+
+from ..breaker import Breaker, BreakerState
+from ..errors import AddressBookError
+
+__all__ = ["RedisAddressBook"]
+
+logger = logging.getLogger("switchboard.addressbook")
+
+T = TypeVar("T")
+
+# Both scripts compute "now" the same way: Unix ms on the Redis server.
+# An address whose expiry equals "now" is already expired.
+
+ADD_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local key, address = KEYS[1], ARGV[1]
+local ttl, cap = tonumber(ARGV[2]), tonumber(ARGV[3])
+
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+redis.call('ZADD', key, now + ttl, address)
+
+-- Over the cap, drop the soonest-expiring addresses, but never the one
+-- just added: its connection is about to be used. Reading one extra
+-- member leaves enough to choose from when the new one is among them.
+local dropped = {}
+local excess = redis.call('ZCARD', key) - cap
+if excess > 0 then
+    for _, old in ipairs(redis.call('ZRANGE', key, 0, excess)) do
+        if old ~= address and #dropped < excess then
+            dropped[#dropped + 1] = old
+        end
+    end
+    redis.call('ZREM', key, unpack(dropped))
+end
+
+local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', key, last[2])
+return dropped
+"""
+
+LOOKUP_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local server_key = ARGV[1]
+local alive = {}
+local found = {}
+
+for i, key in ipairs(KEYS) do
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+    local live, dead = {}, {}
+    for _, address in ipairs(redis.call('ZRANGE', key, 0, -1)) do
+        local server = string.match(address, '^[^/]*')
+        if alive[server] == nil then
+            alive[server] = redis.call('EXISTS', server_key .. server .. '}') == 1
+        end
+        if alive[server] then
+            live[#live + 1] = address
+        else
+            dead[#dead + 1] = address
+        end
+    end
+
+    -- unpack() is bounded by Lua's stack; a set only grows this large if
+    -- something bypassed the cap, but a lookup must still clean it up.
+    for first = 1, #dead, 500 do
+        redis.call('ZREM', key, unpack(dead, first, math.min(first + 499, #dead)))
+    end
+    found[i] = live
+end
+return found
+"""
+
+
+def _ms(seconds: float) -> int:
+    """Convert a duration to whole milliseconds, at least one."""
+    return max(1, round(seconds * 1000))
+
+
+class RedisAddressBook:
+    """The address book of a cluster of app servers, in one Redis.
+
+    ``max_per_user`` caps the addresses of one user (the oldest go first).
+    ``timeout`` bounds each socket operation, ``retries`` the retries of a
+    transient connection error, ``max_connections`` the connection pool (a
+    caller waits up to ``timeout`` for a free connection). The breaker opens
+    after ``breaker_threshold`` consecutive failures for ``breaker_cooldown``
+    seconds.
+    """
+
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        max_per_user: int = 20,
+        prefix: str = "sb:",
+        timeout: float = 1.0,
+        retries: int = 2,
+        max_connections: int = 32,
+        breaker_threshold: int = 5,
+        breaker_cooldown: float = 5.0,
+    ) -> None:
+        if max_per_user < 1:
+            raise ValueError("max_per_user must be at least 1")
+        # A brace in the prefix would become the hash tag of every key and
+        # put the whole address book in one slot.
+        if "{" in prefix or "}" in prefix:
+            raise ValueError("prefix must not contain braces")
+        self.max_per_user = max_per_user
+        self.prefix = prefix
+
+        pool = BlockingConnectionPool.from_url(
+            redis_url,
+            max_connections=max_connections,
+            timeout=timeout,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), retries),
+            decode_responses=True,
+        )
+        self._redis = Redis.from_pool(pool)
+        self._add = self._redis.register_script(ADD_SCRIPT)
+        self._lookup = self._redis.register_script(LOOKUP_SCRIPT)
+        self._breaker = Breaker(
+            "address book",
+            threshold=breaker_threshold,
+            cooldown=breaker_cooldown,
+            logger=logger,
+        )
+
+        self._server_key: str | None = None
+        self._server_ttl_ms = 0
+        # Redis's clock in Unix ms minus our monotonic clock in ms.
+        self._clock_offset_ms = 0.0
+
+    @property
+    def ready(self) -> bool:
+        """False while the breaker refuses calls because Redis keeps failing."""
+        return self._breaker.state is BreakerState.CLOSED
+
+    async def start(self, server_id: str, server_ttl: float) -> None:
+        server_key = self._server_key = f"{self.prefix}server:{{{server_id}}}"
+        self._server_ttl_ms = _ms(server_ttl)
+
+        async def announce() -> None:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.time()
+                pipe.set(server_key, "1", px=self._server_ttl_ms)
+                sent = time.monotonic()
+                replies = await pipe.execute()
+            self._sync_clock(replies[0], sent)
+
+        await self._call("start", announce)
+
+    async def close(self) -> None:
+        server_key, self._server_key = self._server_key, None
+        try:
+            if server_key is not None:
+                await self._call("close", lambda: self._redis.delete(server_key))
+        except AddressBookError as exc:
+            # Nothing to do about it: the liveness key expires on its own
+            # within the server TTL, and then lookups drop our addresses.
+            logger.info("address book could not withdraw this server: %s", exc)
+        finally:
+            await self._redis.aclose()
+
+    async def add(self, user: str, address: str, ttl: float) -> list[str]:
+        keys = [self._user_key(user)]
+        args: list[str | int] = [address, _ms(ttl), self.max_per_user]
+        dropped = await self._call("add", lambda: self._add(keys, args))
+        return list(dropped)
+
+    async def remove(self, user: str, address: str) -> None:
+        key = self._user_key(user)
+        await self._call("remove", lambda: self._redis.zrem(key, address))
+
+    async def refresh(self, live: Mapping[str, Iterable[str]], ttl: float) -> None:
+        server_key = self._server_key
+        if server_key is None:
+            raise RuntimeError("refresh before start")
+        batch = {user: list(addresses) for user, addresses in live.items()}
+        ttl_ms = _ms(ttl)
+
+        async def push() -> None:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                # Re-measure Redis's clock for the next refresh; this one
+                # goes by the previous estimate.
+                pipe.time()
+                now = round(time.monotonic() * 1000 + self._clock_offset_ms)
+                expiry = now + ttl_ms
+
+                # Drop what expired first, so that XX cannot revive an
+                # address that no read happened to prune yet; GT keeps a
+                # later expiry set by another caller.
+                for user, addresses in batch.items():
+                    if not addresses:
+                        continue
+                    key = self._user_key(user)
+                    pipe.zremrangebyscore(key, "-inf", now)
+                    pipe.zadd(key, dict.fromkeys(addresses, expiry), xx=True, gt=True)
+                    pipe.pexpireat(key, expiry, gt=True)
+                pipe.set(server_key, "1", px=self._server_ttl_ms)
+
+                sent = time.monotonic()
+                replies = await pipe.execute()
+            self._sync_clock(replies[0], sent)
+
+        await self._call("refresh", push)
+
+    async def lookup(self, users: Sequence[str]) -> dict[str, list[str]]:
+        distinct = list(dict.fromkeys(users))
+        if not distinct:
+            return {}
+        keys = [self._user_key(user) for user in distinct]
+        args = [f"{self.prefix}server:{{"]
+
+        found = await self._call("lookup", lambda: self._lookup(keys, args))
+        return {
+            user: list(addresses)
+            for user, addresses in zip(distinct, found, strict=True)
+        }
+
+    def _user_key(self, user: str) -> str:
+        return f"{self.prefix}addr:{{{user}}}"
+
+    def _sync_clock(self, reply: tuple[int, int], sent: float) -> None:
+        # The TIME reply was produced somewhere between sending and now;
+        # the midpoint is the best guess, off by at most half a round trip.
+        seconds, microseconds = reply
+        redis_ms = seconds * 1000 + microseconds / 1000
+        local_ms = (sent + time.monotonic()) / 2 * 1000
+        self._clock_offset_ms = redis_ms - local_ms
+
+    async def _call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """Run ``call`` behind the breaker, translating redis-py's errors."""
+        if not self._breaker.allow():
+            raise AddressBookError(f"address book unavailable, {what} not attempted")
+
+        try:
+            result = await call()
+        except RedisError as exc:
+            self._breaker.record_failure()
+            raise AddressBookError(f"address book {what} failed: {exc}") from exc
+
+        self._breaker.record_success()
+        return result
