@@ -1,0 +1,1192 @@
+"""The store on SQL: SQLite (embedded default) or PostgreSQL (production).
+
+Every public method of :class:`SqlStore` runs in one transaction and every
+error of SQLAlchemy or of the driver leaves it as a
+:class:`~switchboard.errors.StoreError`.
+
+Concurrency
+-----------
+
+Methods that read rows and then write depending on what they read (assign,
+take, transfer, close, append...) lock those rows first.
+
+* PostgreSQL runs at READ COMMITTED and locks with ``SELECT ... FOR NO KEY
+  UPDATE``, which is what an UPDATE takes anyway and still lets other
+  transactions insert rows that refer to the locked one. Every transaction
+  locks conversations before agents, each kind in ascending id order, so two
+  transactions never wait for each other in a cycle. Should the database
+  still report a deadlock or a serialization failure, the transaction is run
+  again from the start.
+* SQLite has one writer at a time. Write transactions start with ``BEGIN
+  IMMEDIATE``, which takes the write lock before the first read, so what a
+  transaction reads cannot change before it commits; other processes wait up
+  to the busy timeout. Within one process an :class:`asyncio.Lock` queues
+  writers so that they don't poll for the file lock. In WAL mode readers
+  never wait for the writer.
+
+Durability
+----------
+
+SQLite runs in WAL mode with ``synchronous=FULL``: a commit, hence an
+acknowledged message, reaches the disk before the call returns, so it
+survives a process kill and a power cut alike. ``NORMAL`` would survive a
+killed process too, but not a power cut, and batching appends already
+spreads the cost of the fsync over many messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    Insert,
+    Row,
+    Update,
+    bindparam,
+    case,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from switchboard.errors import NotFound, StoreError
+from switchboard.store import (
+    Agent,
+    AgentStatus,
+    Assignment,
+    CannedResponse,
+    Context,
+    Conversation,
+    ConversationState,
+    Customer,
+    LeftMessage,
+    NewMessage,
+    StoredMessage,
+)
+from switchboard.store.models import Base
+
+__all__ = ["SqlStore", "for_writing", "make_engine", "normalize_url"]
+
+logger = logging.getLogger("switchboard.store")
+
+T = TypeVar("T")
+
+AGENTS = Base.metadata.tables["agents"]
+CUSTOMERS = Base.metadata.tables["customers"]
+CONVERSATIONS = Base.metadata.tables["conversations"]
+MESSAGES = Base.metadata.tables["messages"]
+ASSIGNMENTS = Base.metadata.tables["assignments"]
+READ_CURSORS = Base.metadata.tables["read_cursors"]
+CANNED_RESPONSES = Base.metadata.tables["canned_responses"]
+LEFT_MESSAGES = Base.metadata.tables["left_messages"]
+
+QUEUED = ConversationState.QUEUED.value
+OPEN = ConversationState.OPEN.value
+CLOSED = ConversationState.CLOSED.value
+
+# Seconds a SQLite connection waits for another process's write lock.
+SQLITE_BUSY_TIMEOUT = 30.0
+
+# How many times a transaction runs when the database asks for a retry.
+ATTEMPTS = 5
+
+# SQLSTATEs after which PostgreSQL has rolled back and a retry may succeed:
+# serialization_failure and deadlock_detected.
+RETRY_SQLSTATES = {"40001", "40P01"}
+
+# Execution option that makes a SQLite transaction begin IMMEDIATE.
+WRITE_OPTION = "switchboard_write"
+
+
+# -- engines ------------------------------------------------------------------
+
+
+def normalize_url(url: str) -> str:
+    """Return ``url`` with the async driver of its database.
+
+    ``sqlite:///path.db`` becomes ``sqlite+aiosqlite:///path.db`` and
+    ``postgresql://...`` (or ``postgres://``, or another driver) becomes
+    ``postgresql+asyncpg://...``. Raise StoreError for other databases and
+    for in-memory SQLite, which each connection would see empty.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError("invalid database url") from exc
+
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or "mode=memory" in url:
+            raise StoreError("in-memory SQLite is not supported: name a file")
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    elif backend in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    else:
+        raise StoreError(f"unsupported database: {backend}")
+    return parsed.render_as_string(hide_password=False)
+
+
+def make_engine(url: str) -> AsyncEngine:
+    """Create an async engine set up as the store needs it.
+
+    On SQLite, this sets the pragmas of every connection and takes over
+    BEGIN from the driver; see :func:`for_writing`.
+    """
+    url = normalize_url(url)
+    if make_url(url).get_backend_name() != "sqlite":
+        # Connections left idle may have been closed by the server or a
+        # proxy; check before use rather than fail the first query.
+        return create_async_engine(url, pool_pre_ping=True)
+
+    engine = create_async_engine(url)
+    event.listen(engine.sync_engine, "connect", _sqlite_connect)
+    event.listen(engine.sync_engine, "begin", _sqlite_begin)
+    return engine
+
+
+def for_writing(engine: AsyncEngine) -> AsyncEngine:
+    """Return a view of ``engine`` whose transactions start as writers.
+
+    On SQLite they begin IMMEDIATE; on PostgreSQL nothing changes.
+    """
+    return engine.execution_options(**{WRITE_OPTION: True})
+
+
+def _sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    # The sqlite3 module begins transactions implicitly, late and never
+    # IMMEDIATE; turning that off lets _sqlite_begin do it instead.
+    dbapi_connection.isolation_level = None
+
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT * 1000)}")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    # A deferred transaction that reads, then writes, fails with
+    # SQLITE_BUSY if another connection wrote in between; IMMEDIATE takes
+    # the write lock up front, waiting for it as long as busy_timeout.
+    if connection.get_execution_options().get(WRITE_OPTION):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        connection.exec_driver_sql("BEGIN")
+
+
+# -- the store ----------------------------------------------------------------
+
+
+class SqlStore:
+    """:class:`~switchboard.store.Store` on SQLite or PostgreSQL.
+
+    ``database_url`` is any URL :func:`normalize_url` accepts. The schema
+    must have been brought to the latest migration with
+    :func:`switchboard.store.migrate.upgrade`; :meth:`open` checks it.
+    """
+
+    def __init__(self, database_url: str) -> None:
+        self.url = normalize_url(database_url)
+        self.sqlite = make_url(self.url).get_backend_name() == "sqlite"
+        self._engine: AsyncEngine | None = None
+        self._writer: AsyncEngine | None = None
+        # SQLite serializes writers anyway; queueing them here spares them
+        # polling for the lock. PostgreSQL locks rows instead.
+        self._write_lock = asyncio.Lock() if self.sqlite else None
+
+    async def open(self) -> None:
+        # Imported here because migrate builds its engines with this module.
+        from switchboard.store.migrate import head_revision
+
+        engine = make_engine(self.url)
+        try:
+            async with engine.connect() as conn:
+                query = text("SELECT version_num FROM alembic_version")
+                current = (await conn.execute(query)).scalar()
+        except (SQLAlchemyError, OSError) as exc:
+            await engine.dispose()
+            raise StoreError("cannot read the schema version; migrate first") from exc
+
+        head = head_revision()
+        if current != head:
+            await engine.dispose()
+            raise StoreError(f"schema is at {current}, not {head}; migrate first")
+
+        self._engine = engine
+        self._writer = for_writing(engine)
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = self._writer = None
+
+    # -- transactions ----------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncConnection]:
+        if self._engine is None:
+            raise StoreError("store is not open")
+        try:
+            async with self._engine.connect() as conn:
+                yield conn
+        except (SQLAlchemyError, OSError) as exc:
+            raise _store_error(exc) from exc
+
+    async def _write(
+        self,
+        transaction: Callable[[AsyncConnection], Awaitable[T]],
+        *,
+        retry_duplicates: bool = False,
+    ) -> T:
+        """Run ``transaction`` in a write transaction and commit it.
+
+        The transaction runs again from the start after a deadlock or a
+        serialization failure, and, with ``retry_duplicates``, after a
+        unique constraint violation: a concurrent transaction committed the
+        same row, and the next run will see it.
+        """
+        if self._writer is None:
+            raise StoreError("store is not open")
+        lock = self._write_lock or contextlib.nullcontext()
+
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                async with lock, self._writer.begin() as conn:
+                    return await transaction(conn)
+            except DBAPIError as exc:
+                if attempt == ATTEMPTS or not _retryable(exc, retry_duplicates):
+                    raise _store_error(exc) from exc
+                logger.info("retrying transaction after %s", type(exc).__name__)
+            except (SQLAlchemyError, OSError) as exc:
+                raise _store_error(exc) from exc
+
+        raise AssertionError("unreachable")  # pragma: no cover (loop returns)
+
+    def _upsert(self, table: Any) -> postgresql.Insert | sqlite.Insert:
+        if self.sqlite:
+            return sqlite.insert(table)
+        return postgresql.insert(table)
+
+    # -- agents -----------------------------------------------------------
+
+    async def create_agent(
+        self, login: str, name: str, password_hash: str, capacity: int
+    ) -> Agent:
+        """Create an agent, ONLINE with no chats; raise StoreError if the
+        login is taken."""
+        if capacity < 0:
+            raise StoreError("capacity must not be negative")
+
+        async def transaction(conn: AsyncConnection) -> Agent:
+            query = (
+                insert(AGENTS)
+                .values(
+                    login=login,
+                    name=name,
+                    password_hash=password_hash,
+                    status=AgentStatus.ONLINE.value,
+                    capacity=capacity,
+                    open_chats=0,
+                    last_assigned_at=None,
+                )
+                .returning(*AGENTS.c)
+            )
+            try:
+                return _agent((await conn.execute(query)).one())
+            except IntegrityError as exc:
+                raise StoreError(f"login {login!r} is taken") from exc
+
+        return await self._write(transaction)
+
+    async def agent_by_login(self, login: str) -> tuple[Agent, str] | None:
+        async with self._reading() as conn:
+            query = select(AGENTS).where(AGENTS.c.login == login)
+            row = (await conn.execute(query)).one_or_none()
+        return None if row is None else (_agent(row), row.password_hash)
+
+    async def agent(self, agent_id: int) -> Agent:
+        async with self._reading() as conn:
+            query = select(AGENTS).where(AGENTS.c.id == agent_id)
+            row = (await conn.execute(query)).one_or_none()
+        if row is None:
+            raise NotFound(f"no agent {agent_id}")
+        return _agent(row)
+
+    async def agents(self) -> list[Agent]:
+        async with self._reading() as conn:
+            rows = await conn.execute(select(AGENTS).order_by(AGENTS.c.id))
+        return [_agent(row) for row in rows]
+
+    async def set_agent_status(self, agent_id: int, status: AgentStatus) -> Agent:
+        return await self._update_agent(agent_id, status=AgentStatus(status).value)
+
+    async def set_agent_password(self, login: str, password_hash: str) -> None:
+        async def transaction(conn: AsyncConnection) -> None:
+            query = (
+                update(AGENTS)
+                .where(AGENTS.c.login == login)
+                .values(password_hash=password_hash)
+            )
+            if (await conn.execute(query)).rowcount == 0:
+                raise NotFound(f"no agent {login!r}")
+
+        await self._write(transaction)
+
+    async def set_agent_capacity(self, agent_id: int, capacity: int) -> Agent:
+        """Change the capacity; chats above a lowered capacity stay open."""
+        if capacity < 0:
+            raise StoreError("capacity must not be negative")
+        return await self._update_agent(agent_id, capacity=capacity)
+
+    async def _update_agent(self, agent_id: int, **values: Any) -> Agent:
+        async def transaction(conn: AsyncConnection) -> Agent:
+            query = (
+                update(AGENTS)
+                .where(AGENTS.c.id == agent_id)
+                .values(**values)
+                .returning(*AGENTS.c)
+            )
+            row = (await conn.execute(query)).one_or_none()
+            if row is None:
+                raise NotFound(f"no agent {agent_id}")
+            return _agent(row)
+
+        return await self._write(transaction)
+
+    # -- customers --------------------------------------------------------
+
+    async def customer(self, customer_id: int) -> Customer:
+        async with self._reading() as conn:
+            query = select(CUSTOMERS).where(CUSTOMERS.c.id == customer_id)
+            row = (await conn.execute(query)).one_or_none()
+        if row is None:
+            raise NotFound(f"no customer {customer_id}")
+        return _customer(row)
+
+    async def customer_by_external_id(
+        self, external_id: str, name: str, email: str
+    ) -> Customer:
+        async def transaction(conn: AsyncConnection) -> Customer:
+            # One statement, so two servers seeing the same new customer at
+            # once end up with one row.
+            query = self._upsert(CUSTOMERS).values(
+                external_id=external_id, name=name, email=email
+            )
+            query = query.on_conflict_do_update(
+                index_elements=[CUSTOMERS.c.external_id],
+                set_={"name": query.excluded.name, "email": query.excluded.email},
+            )
+            row = (await conn.execute(query.returning(*CUSTOMERS.c))).one()
+            return _customer(row)
+
+        return await self._write(transaction)
+
+    async def create_visitor(self, name: str, email: str) -> Customer:
+        async def transaction(conn: AsyncConnection) -> Customer:
+            query = (
+                insert(CUSTOMERS)
+                .values(external_id=None, name=name, email=email)
+                .returning(*CUSTOMERS.c)
+            )
+            return _customer((await conn.execute(query)).one())
+
+        return await self._write(transaction)
+
+    async def update_customer(self, customer_id: int, name: str, email: str) -> None:
+        async def transaction(conn: AsyncConnection) -> None:
+            query = (
+                update(CUSTOMERS)
+                .where(CUSTOMERS.c.id == customer_id)
+                .values(name=name, email=email)
+            )
+            if (await conn.execute(query)).rowcount == 0:
+                raise NotFound(f"no customer {customer_id}")
+
+        await self._write(transaction)
+
+    # -- conversations ----------------------------------------------------
+
+    async def conversation(self, conversation_id: int) -> Conversation:
+        async with self._reading() as conn:
+            query = select(CONVERSATIONS).where(CONVERSATIONS.c.id == conversation_id)
+            row = (await conn.execute(query)).one_or_none()
+        if row is None:
+            raise NotFound(f"no conversation {conversation_id}")
+        return _conversation(row)
+
+    async def latest_conversation(self, customer_id: int) -> Conversation | None:
+        # Ids grow with time, and unlike created_at they never tie.
+        async with self._reading() as conn:
+            query = (
+                select(CONVERSATIONS)
+                .where(CONVERSATIONS.c.customer_id == customer_id)
+                .order_by(CONVERSATIONS.c.id.desc())
+                .limit(1)
+            )
+            row = (await conn.execute(query)).one_or_none()
+        return None if row is None else _conversation(row)
+
+    async def create_conversation(self, customer_id: int) -> Conversation:
+        async def transaction(conn: AsyncConnection) -> Conversation:
+            now = time.time()
+            query = (
+                insert(CONVERSATIONS)
+                .values(
+                    customer_id=customer_id,
+                    state=QUEUED,
+                    agent_id=None,
+                    last_agent_id=None,
+                    last_seq=0,
+                    created_at=now,
+                    queued_at=now,
+                    context=None,
+                )
+                .returning(*CONVERSATIONS.c)
+            )
+            # The only constraint an insert can break is the customer's
+            # foreign key.
+            try:
+                return _conversation((await conn.execute(query)).one())
+            except IntegrityError as exc:
+                raise NotFound(f"no customer {customer_id}") from exc
+
+        return await self._write(transaction)
+
+    async def conversations(
+        self,
+        *,
+        agent_id: int | None = None,
+        states: Sequence[ConversationState] = (),
+        limit: int = 100,
+    ) -> list[Conversation]:
+        query = select(CONVERSATIONS).order_by(CONVERSATIONS.c.id.desc()).limit(limit)
+        if agent_id is not None:
+            query = query.where(CONVERSATIONS.c.agent_id == agent_id)
+        if states:
+            values = [ConversationState(state).value for state in states]
+            query = query.where(CONVERSATIONS.c.state.in_(values))
+
+        async with self._reading() as conn:
+            rows = await conn.execute(query)
+        return [_conversation(row) for row in rows]
+
+    async def queue(self) -> list[Conversation]:
+        async with self._reading() as conn:
+            query = (
+                select(CONVERSATIONS)
+                .where(CONVERSATIONS.c.state == QUEUED)
+                .order_by(CONVERSATIONS.c.queued_at, CONVERSATIONS.c.id)
+            )
+            rows = await conn.execute(query)
+        return [_conversation(row) for row in rows]
+
+    async def assign(
+        self,
+        conversation_id: int,
+        candidates: Sequence[int],
+        prefer: int | None,
+    ) -> Assignment | None:
+        """See :meth:`Store.assign`.
+
+        ``previous_agent_id`` of the result is the conversation's
+        last_agent_id. ``prefer`` counts only if it is a candidate.
+        """
+
+        async def transaction(conn: AsyncConnection) -> Assignment | None:
+            conversation = await _lock_conversation(conn, conversation_id)
+            if conversation.state != QUEUED or not candidates:
+                return None
+
+            # Lock only the eligible agents. Should a row change while we
+            # wait for its lock, PostgreSQL checks the WHERE clause again on
+            # the new version, so what comes back is still eligible.
+            query = (
+                select(AGENTS)
+                .where(
+                    AGENTS.c.id.in_(sorted(set(candidates))),
+                    AGENTS.c.status == AgentStatus.ONLINE.value,
+                    AGENTS.c.open_chats < AGENTS.c.capacity,
+                )
+                .order_by(AGENTS.c.id)
+                .with_for_update(key_share=True)
+            )
+            eligible = (await conn.execute(query)).all()
+            if not eligible:
+                return None
+
+            agent_id, reason = _choose(eligible, prefer)
+            await _give(conn, conversation_id, agent_id, reason)
+            return Assignment(
+                conversation_id, agent_id, conversation.last_agent_id, reason
+            )
+
+        return await self._write(transaction)
+
+    async def take(self, conversation_id: int, agent_id: int) -> Assignment | None:
+        async def transaction(conn: AsyncConnection) -> Assignment | None:
+            conversation = await _lock_conversation(conn, conversation_id)
+            if conversation.state != QUEUED:
+                return None
+
+            agent = await _lock_agent(conn, agent_id)
+            if agent.open_chats >= agent.capacity:
+                return None
+
+            await _give(conn, conversation_id, agent_id, "take")
+            return Assignment(
+                conversation_id, agent_id, conversation.last_agent_id, "take"
+            )
+
+        return await self._write(transaction)
+
+    async def transfer(
+        self, conversation_id: int, from_agent: int, to_agent: int
+    ) -> Assignment | None:
+        """See :meth:`Store.transfer`; a transfer to oneself changes nothing."""
+
+        async def transaction(conn: AsyncConnection) -> Assignment | None:
+            conversation = await _lock_conversation(conn, conversation_id)
+            if conversation.state != OPEN or conversation.agent_id != from_agent:
+                return None
+            if to_agent == from_agent:
+                return None
+
+            # Both agents, in id order, like every other transaction.
+            query = (
+                select(AGENTS)
+                .where(AGENTS.c.id.in_(sorted((from_agent, to_agent))))
+                .order_by(AGENTS.c.id)
+                .with_for_update(key_share=True)
+            )
+            agents = {row.id: row for row in await conn.execute(query)}
+            target = agents.get(to_agent)
+            if target is None:
+                raise NotFound(f"no agent {to_agent}")
+            if target.open_chats >= target.capacity:
+                return None
+
+            await _give(conn, conversation_id, to_agent, "transfer")
+            await _count_chats(conn, from_agent, -1)
+            return Assignment(conversation_id, to_agent, from_agent, "transfer")
+
+        return await self._write(transaction)
+
+    async def close_conversation(self, conversation_id: int, agent_id: int) -> bool:
+        async def transaction(conn: AsyncConnection) -> bool:
+            conversation = await _lock_conversation(conn, conversation_id)
+            if conversation.state != OPEN or conversation.agent_id != agent_id:
+                return False
+
+            query = (
+                update(CONVERSATIONS)
+                .where(CONVERSATIONS.c.id == conversation_id)
+                .values(state=CLOSED, agent_id=None)
+            )
+            await conn.execute(query)
+            await _count_chats(conn, agent_id, -1)
+            await _record(conn, [conversation_id], agent_id, "close")
+            return True
+
+        closed = await self._write(transaction)
+        if closed:
+            logger.debug(
+                "conversation %d: closed by agent %d", conversation_id, agent_id
+            )
+        return closed
+
+    async def reopen(self, conversation_id: int) -> bool:
+        async def transaction(conn: AsyncConnection) -> bool:
+            # The state test in the WHERE clause makes this a compare and
+            # set: of two servers reopening at once, one changes the row.
+            query = (
+                update(CONVERSATIONS)
+                .where(
+                    CONVERSATIONS.c.id == conversation_id,
+                    CONVERSATIONS.c.state == CLOSED,
+                )
+                .values(state=QUEUED, agent_id=None, queued_at=time.time())
+            )
+            if (await conn.execute(query)).rowcount == 1:
+                return True
+            await _lock_conversation(conn, conversation_id)  # NotFound?
+            return False
+
+        reopened = await self._write(transaction)
+        if reopened:
+            logger.debug("conversation %d: reopened", conversation_id)
+        return reopened
+
+    async def release_agent(self, agent_id: int) -> list[int]:
+        """See :meth:`Store.release_agent`; requeued conversations go to the
+        back of the queue."""
+
+        async def transaction(conn: AsyncConnection) -> list[int]:
+            # Find, then lock in id order, checking again under the lock:
+            # locking conversations before the agent keeps the global order.
+            held = (CONVERSATIONS.c.agent_id == agent_id) & (
+                CONVERSATIONS.c.state == OPEN
+            )
+            found = await conn.execute(select(CONVERSATIONS.c.id).where(held))
+            lock = (
+                select(CONVERSATIONS.c.id)
+                .where(CONVERSATIONS.c.id.in_([row.id for row in found]), held)
+                .order_by(CONVERSATIONS.c.id)
+                .with_for_update(key_share=True)
+            )
+            ids: list[int] = list((await conn.execute(lock)).scalars())
+            if not ids:
+                return []
+
+            query = (
+                update(CONVERSATIONS)
+                .where(CONVERSATIONS.c.id.in_(ids))
+                .values(state=QUEUED, agent_id=None, queued_at=time.time())
+            )
+            await conn.execute(query)
+            await _count_chats(conn, agent_id, -len(ids))
+            await _record(conn, ids, agent_id, "release")
+            return ids
+
+        ids = await self._write(transaction)
+        logger.debug("agent %d: released conversations %s", agent_id, ids)
+        return ids
+
+    async def history(self, conversation_id: int) -> list[dict[str, Any]]:
+        """Assignment history, oldest first, including "close" and
+        "release" rows."""
+        async with self._reading() as conn:
+            query = (
+                select(ASSIGNMENTS.c.agent_id, ASSIGNMENTS.c.reason, ASSIGNMENTS.c.at)
+                .where(ASSIGNMENTS.c.conversation_id == conversation_id)
+                .order_by(ASSIGNMENTS.c.id)
+            )
+            rows = await conn.execute(query)
+        return [dict(row._mapping) for row in rows]
+
+    # -- messages ---------------------------------------------------------
+
+    async def append(self, batch: Sequence[NewMessage]) -> list[StoredMessage]:
+        """See :meth:`Store.append`.
+
+        The round trips do not grow with the batch: lock the conversations,
+        find earlier copies, insert, move last_seq. A unique violation means
+        another server stored the same message meanwhile; the batch then
+        runs again and finds that copy.
+        """
+        if not batch:
+            return []
+
+        async def transaction(conn: AsyncConnection) -> list[StoredMessage]:
+            now = time.time()
+
+            # Lock every conversation in the batch, in id order.
+            ids = sorted({message.conversation_id for message in batch})
+            lock = (
+                select(CONVERSATIONS.c.id, CONVERSATIONS.c.last_seq)
+                .where(CONVERSATIONS.c.id.in_(ids))
+                .order_by(CONVERSATIONS.c.id)
+                .with_for_update(key_share=True)
+            )
+            last_seq: dict[int, int] = {
+                row.id: row.last_seq for row in await conn.execute(lock)
+            }
+            missing = set(ids) - last_seq.keys()
+            if missing:
+                raise NotFound(f"no conversation {min(missing)}")
+
+            # Messages already stored, found in one query. Matching ids and
+            # client ids separately may find a few pairs that aren't in the
+            # batch; the dictionary lookup below ignores them.
+            client_ids = sorted({message.client_id for message in batch})
+            lookup = select(MESSAGES).where(
+                MESSAGES.c.conversation_id.in_(ids),
+                MESSAGES.c.client_id.in_(client_ids),
+            )
+            known: dict[tuple[int, str], StoredMessage] = {
+                (row.conversation_id, row.client_id): _message(row, new=False)
+                for row in await conn.execute(lookup)
+            }
+
+            # Number the new ones; a repeat within the batch is known by then.
+            stored: list[StoredMessage] = []
+            rows: list[dict[str, Any]] = []
+            for message in batch:
+                key = (message.conversation_id, message.client_id)
+                if key in known:
+                    stored.append(known[key])
+                    continue
+                last_seq[message.conversation_id] += 1
+                record = StoredMessage(
+                    conversation_id=message.conversation_id,
+                    seq=last_seq[message.conversation_id],
+                    client_id=message.client_id,
+                    sender=message.sender,
+                    kind=message.kind,
+                    body=message.body,
+                    data=message.data,
+                    created_at=now,
+                )
+                known[key] = replace(record, new=False)
+                stored.append(record)
+                rows.append(_message_values(record))
+            if not rows:
+                return stored
+
+            await conn.execute(insert(MESSAGES), rows)
+            changed = {row["conversation_id"] for row in rows}
+            advance = (
+                update(CONVERSATIONS)
+                .where(CONVERSATIONS.c.id == bindparam("b_id"))
+                .values(last_seq=bindparam("b_seq"))
+            )
+            await conn.execute(
+                advance, [{"b_id": id, "b_seq": last_seq[id]} for id in sorted(changed)]
+            )
+            return stored
+
+        stored = await self._write(transaction, retry_duplicates=True)
+        if logger.isEnabledFor(logging.DEBUG):
+            new = sum(message.new for message in stored)
+            logger.debug("appended %d messages, %d new", len(stored), new)
+        return stored
+
+    async def messages(
+        self, conversation_id: int, after_seq: int = 0, limit: int = 500
+    ) -> list[StoredMessage]:
+        async with self._reading() as conn:
+            query = (
+                select(MESSAGES)
+                .where(
+                    MESSAGES.c.conversation_id == conversation_id,
+                    MESSAGES.c.seq > after_seq,
+                )
+                .order_by(MESSAGES.c.seq)
+                .limit(limit)
+            )
+            rows = await conn.execute(query)
+        return [_message(row) for row in rows]
+
+    # -- read cursors -----------------------------------------------------
+
+    async def mark_read(self, conversation_id: int, user: str, seq: int) -> int:
+        """See :meth:`Store.mark_read`; ``seq`` is clamped to 0 too."""
+
+        async def transaction(conn: AsyncConnection) -> int:
+            query = select(CONVERSATIONS.c.last_seq).where(
+                CONVERSATIONS.c.id == conversation_id
+            )
+            last_seq = (await conn.execute(query)).scalar_one_or_none()
+            if last_seq is None:
+                raise NotFound(f"no conversation {conversation_id}")
+
+            # An upsert that keeps the larger of the two values, so that a
+            # late, older mark from another tab never moves the cursor back.
+            target = max(0, min(seq, last_seq))
+            upsert = self._upsert(READ_CURSORS).values(
+                conversation_id=conversation_id, user=user, seq=target
+            )
+            further = upsert.excluded.seq > READ_CURSORS.c.seq
+            upsert = upsert.on_conflict_do_update(
+                index_elements=[READ_CURSORS.c.conversation_id, READ_CURSORS.c.user],
+                set_={
+                    "seq": case(
+                        (further, upsert.excluded.seq), else_=READ_CURSORS.c.seq
+                    )
+                },
+            )
+            result = await conn.execute(upsert.returning(READ_CURSORS.c.seq))
+            cursor: int = result.scalar_one()
+            return cursor
+
+        return await self._write(transaction)
+
+    async def read_cursors(self, conversation_id: int) -> dict[str, int]:
+        async with self._reading() as conn:
+            query = select(READ_CURSORS.c.user, READ_CURSORS.c.seq).where(
+                READ_CURSORS.c.conversation_id == conversation_id
+            )
+            rows = await conn.execute(query)
+        return {row.user: row.seq for row in rows}
+
+    async def unread_counts(
+        self, user: str, conversation_ids: Sequence[int]
+    ) -> dict[int, int]:
+        """See :meth:`Store.unread_counts`; every id asked for is in the
+        result, with 0 if nothing is unread (or there is no such
+        conversation)."""
+        counts = dict.fromkeys(conversation_ids, 0)
+        if not counts:
+            return counts
+
+        cursor = READ_CURSORS.c
+        joined = MESSAGES.outerjoin(
+            READ_CURSORS,
+            (cursor.conversation_id == MESSAGES.c.conversation_id)
+            & (cursor.user == user),
+        )
+        query = (
+            select(MESSAGES.c.conversation_id, func.count())
+            .select_from(joined)
+            .where(
+                MESSAGES.c.conversation_id.in_(sorted(counts)),
+                MESSAGES.c.seq > func.coalesce(cursor.seq, 0),
+                MESSAGES.c.sender != user,
+            )
+            .group_by(MESSAGES.c.conversation_id)
+        )
+        async with self._reading() as conn:
+            for conversation_id, count in await conn.execute(query):
+                counts[conversation_id] = count
+        return counts
+
+    # -- context, canned responses, left messages ------------------------
+
+    async def set_context(self, conversation_id: int, context: Context) -> None:
+        value = {"url": context.url, "title": context.title, "cart": context.cart}
+
+        async def transaction(conn: AsyncConnection) -> None:
+            query = (
+                update(CONVERSATIONS)
+                .where(CONVERSATIONS.c.id == conversation_id)
+                .values(context=value)
+            )
+            if (await conn.execute(query)).rowcount == 0:
+                raise NotFound(f"no conversation {conversation_id}")
+
+        await self._write(transaction)
+
+    async def context(self, conversation_id: int) -> Context:
+        async with self._reading() as conn:
+            query = select(CONVERSATIONS.c.context).where(
+                CONVERSATIONS.c.id == conversation_id
+            )
+            row = (await conn.execute(query)).one_or_none()
+        if row is None:
+            raise NotFound(f"no conversation {conversation_id}")
+
+        value = row.context or {}
+        return Context(
+            url=value.get("url", ""),
+            title=value.get("title", ""),
+            cart=list(value.get("cart", [])),
+        )
+
+    async def canned_responses(self, agent_id: int) -> list[CannedResponse]:
+        """The agent's canned responses, by shortcut."""
+        async with self._reading() as conn:
+            query = (
+                select(CANNED_RESPONSES)
+                .where(CANNED_RESPONSES.c.agent_id == agent_id)
+                .order_by(CANNED_RESPONSES.c.shortcut, CANNED_RESPONSES.c.id)
+            )
+            rows = await conn.execute(query)
+        return [_canned_response(row) for row in rows]
+
+    async def save_canned_response(
+        self, agent_id: int, shortcut: str, body: str, response_id: int | None = None
+    ) -> CannedResponse:
+        """See :meth:`Store.save_canned_response`.
+
+        Raise NotFound if there is no such agent, or ``response_id`` is not
+        one of the agent's responses, and StoreError if the agent already
+        has another response with this shortcut.
+        """
+
+        async def transaction(conn: AsyncConnection) -> CannedResponse:
+            # Checked first so that an integrity error below can only mean
+            # a taken shortcut.
+            await _lock_agent(conn, agent_id)
+
+            query: Insert | Update
+            if response_id is None:
+                query = insert(CANNED_RESPONSES).values(
+                    agent_id=agent_id, shortcut=shortcut, body=body
+                )
+            else:
+                query = (
+                    update(CANNED_RESPONSES)
+                    .where(
+                        CANNED_RESPONSES.c.id == response_id,
+                        CANNED_RESPONSES.c.agent_id == agent_id,
+                    )
+                    .values(shortcut=shortcut, body=body)
+                )
+            try:
+                result = await conn.execute(query.returning(*CANNED_RESPONSES.c))
+                row = result.one_or_none()
+            except IntegrityError as exc:
+                raise StoreError(f"shortcut {shortcut!r} is taken") from exc
+            if row is None:
+                raise NotFound(f"no canned response {response_id}")
+            return _canned_response(row)
+
+        return await self._write(transaction)
+
+    async def delete_canned_response(self, agent_id: int, response_id: int) -> bool:
+        async def transaction(conn: AsyncConnection) -> bool:
+            query = delete(CANNED_RESPONSES).where(
+                CANNED_RESPONSES.c.id == response_id,
+                CANNED_RESPONSES.c.agent_id == agent_id,
+            )
+            return (await conn.execute(query)).rowcount == 1
+
+        return await self._write(transaction)
+
+    async def leave_message(
+        self, customer_id: int, name: str, email: str, body: str
+    ) -> LeftMessage:
+        async def transaction(conn: AsyncConnection) -> LeftMessage:
+            query = (
+                insert(LEFT_MESSAGES)
+                .values(
+                    customer_id=customer_id,
+                    name=name,
+                    email=email,
+                    body=body,
+                    created_at=time.time(),
+                    handled=False,
+                )
+                .returning(*LEFT_MESSAGES.c)
+            )
+            # Only the customer's foreign key can fail here.
+            try:
+                return _left_message((await conn.execute(query)).one())
+            except IntegrityError as exc:
+                raise NotFound(f"no customer {customer_id}") from exc
+
+        return await self._write(transaction)
+
+    async def left_messages(
+        self, *, include_handled: bool = False
+    ) -> list[LeftMessage]:
+        """Left messages, oldest first."""
+        query = select(LEFT_MESSAGES).order_by(
+            LEFT_MESSAGES.c.created_at, LEFT_MESSAGES.c.id
+        )
+        if not include_handled:
+            query = query.where(LEFT_MESSAGES.c.handled.is_(False))
+
+        async with self._reading() as conn:
+            rows = await conn.execute(query)
+        return [_left_message(row) for row in rows]
+
+    async def mark_left_message_handled(self, message_id: int) -> bool:
+        """Return True if this call marked it, False if it was already
+        handled or does not exist."""
+
+        async def transaction(conn: AsyncConnection) -> bool:
+            query = (
+                update(LEFT_MESSAGES)
+                .where(
+                    LEFT_MESSAGES.c.id == message_id,
+                    LEFT_MESSAGES.c.handled.is_(False),
+                )
+                .values(handled=True)
+            )
+            return (await conn.execute(query)).rowcount == 1
+
+        return await self._write(transaction)
+
+
+# -- steps shared by transactions ---------------------------------------------
+
+
+async def _lock_conversation(conn: AsyncConnection, conversation_id: int) -> Row[Any]:
+    query = (
+        select(CONVERSATIONS)
+        .where(CONVERSATIONS.c.id == conversation_id)
+        .with_for_update(key_share=True)
+    )
+    row = (await conn.execute(query)).one_or_none()
+    if row is None:
+        raise NotFound(f"no conversation {conversation_id}")
+    return row
+
+
+async def _lock_agent(conn: AsyncConnection, agent_id: int) -> Row[Any]:
+    query = (
+        select(AGENTS).where(AGENTS.c.id == agent_id).with_for_update(key_share=True)
+    )
+    row = (await conn.execute(query)).one_or_none()
+    if row is None:
+        raise NotFound(f"no agent {agent_id}")
+    return row
+
+
+def _choose(eligible: Sequence[Row[Any]], prefer: int | None) -> tuple[int, str]:
+    """Pick the agent for a new chat among eligible agents, and say why."""
+    if any(row.id == prefer for row in eligible):
+        assert prefer is not None
+        return prefer, "previous"
+
+    # Never assigned counts as idle longest.
+    def load(row: Row[Any]) -> tuple[int, float, int]:
+        idle_since = row.last_assigned_at
+        return row.open_chats, -math.inf if idle_since is None else idle_since, row.id
+
+    return min(eligible, key=load).id, "least_loaded"
+
+
+async def _give(
+    conn: AsyncConnection, conversation_id: int, agent_id: int, reason: str
+) -> None:
+    """Make ``agent_id`` the conversation's agent; its rows are locked."""
+    now = time.time()
+    query = (
+        update(CONVERSATIONS)
+        .where(CONVERSATIONS.c.id == conversation_id)
+        .values(state=OPEN, agent_id=agent_id, last_agent_id=agent_id)
+    )
+    await conn.execute(query)
+
+    query = (
+        update(AGENTS)
+        .where(AGENTS.c.id == agent_id)
+        .values(open_chats=AGENTS.c.open_chats + 1, last_assigned_at=now)
+    )
+    await conn.execute(query)
+
+    await _record(conn, [conversation_id], agent_id, reason, now)
+    logger.debug("conversation %d: agent %d (%s)", conversation_id, agent_id, reason)
+
+
+async def _count_chats(conn: AsyncConnection, agent_id: int, delta: int) -> None:
+    query = (
+        update(AGENTS)
+        .where(AGENTS.c.id == agent_id)
+        .values(open_chats=AGENTS.c.open_chats + delta)
+    )
+    await conn.execute(query)
+
+
+async def _record(
+    conn: AsyncConnection,
+    conversation_ids: Sequence[int],
+    agent_id: int,
+    reason: str,
+    at: float | None = None,
+) -> None:
+    """Write assignment history rows."""
+    at = time.time() if at is None else at
+    rows = [
+        {"conversation_id": id, "agent_id": agent_id, "reason": reason, "at": at}
+        for id in conversation_ids
+    ]
+    await conn.execute(insert(ASSIGNMENTS), rows)
+
+
+# -- errors -------------------------------------------------------------------
+
+
+def _retryable(exc: DBAPIError, duplicates: bool) -> bool:
+    if duplicates and isinstance(exc, IntegrityError):
+        return True
+    return getattr(exc.orig, "sqlstate", None) in RETRY_SQLSTATES
+
+
+def _store_error(exc: BaseException) -> StoreError:
+    # The driver's message may hold values from the query: it goes to the
+    # log with the chained exception, not into our message.
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return StoreError("lost the connection to the database")
+    if isinstance(exc, OSError):
+        return StoreError(f"cannot reach the database: {exc.strerror or exc}")
+    if isinstance(exc, DBAPIError):
+        return StoreError(f"database error: {type(exc.orig).__name__}")
+    return StoreError(f"database error: {type(exc).__name__}")
+
+
+# -- rows to records ----------------------------------------------------------
+
+
+def _agent(row: Row[Any]) -> Agent:
+    return Agent(
+        id=row.id,
+        login=row.login,
+        name=row.name,
+        status=AgentStatus(row.status),
+        capacity=row.capacity,
+        open_chats=row.open_chats,
+        last_assigned_at=row.last_assigned_at,
+    )
+
+
+def _customer(row: Row[Any]) -> Customer:
+    return Customer(
+        id=row.id, external_id=row.external_id, name=row.name, email=row.email
+    )
+
+
+def _conversation(row: Row[Any]) -> Conversation:
+    return Conversation(
+        id=row.id,
+        customer_id=row.customer_id,
+        state=ConversationState(row.state),
+        agent_id=row.agent_id,
+        last_agent_id=row.last_agent_id,
+        last_seq=row.last_seq,
+        created_at=row.created_at,
+        queued_at=row.queued_at,
+    )
+
+
+def _message(row: Row[Any], new: bool = True) -> StoredMessage:
+    return StoredMessage(
+        conversation_id=row.conversation_id,
+        seq=row.seq,
+        client_id=row.client_id,
+        sender=row.sender,
+        kind=row.kind,
+        body=row.body,
+        data=row.data,
+        created_at=row.created_at,
+        new=new,
+    )
+
+
+def _message_values(message: StoredMessage) -> dict[str, Any]:
+    return {
+        "conversation_id": message.conversation_id,
+        "seq": message.seq,
+        "client_id": message.client_id,
+        "sender": message.sender,
+        "kind": message.kind,
+        "body": message.body,
+        "data": message.data,
+        "created_at": message.created_at,
+    }
+
+
+def _canned_response(row: Row[Any]) -> CannedResponse:
+    return CannedResponse(
+        id=row.id, agent_id=row.agent_id, shortcut=row.shortcut, body=row.body
+    )
+
+
+def _left_message(row: Row[Any]) -> LeftMessage:
+    return LeftMessage(
+        id=row.id,
+        customer_id=row.customer_id,
+        name=row.name,
+        email=row.email,
+        body=row.body,
+        created_at=row.created_at,
+        handled=row.handled,
+    )
