@@ -23,15 +23,15 @@ __all__ = [
     "Agent",
     "AgentStatus",
     "Assignment",
+    "CannedResponse",
     "Context",
     "Conversation",
     "ConversationState",
     "Customer",
+    "LeftMessage",
     "NewMessage",
     "Store",
     "StoredMessage",
-    "CannedResponse",
-    "LeftMessage",
 ]
 
 
@@ -170,8 +170,7 @@ class Store(Protocol):
 
     async def agents(self) -> list[Agent]: ...
 
-    async def set_agent_status(self, agent_id: int, status: AgentStatus) -> Agent:
-        ...
+    async def set_agent_status(self, agent_id: int, status: AgentStatus) -> Agent: ...
 
     async def set_agent_password(self, login: str, password_hash: str) -> None:
         """Raise NotFound if there is no such login."""
@@ -191,8 +190,9 @@ class Store(Protocol):
     async def create_visitor(self, name: str, email: str) -> Customer:
         """Create an anonymous visitor (external_id None)."""
 
-    async def update_customer(self, customer_id: int, name: str, email: str) -> None:
-        ...
+    async def update_customer(
+        self, customer_id: int, name: str, email: str
+    ) -> None: ...
 
     # -- conversations ----------------------------------------------------
 
@@ -328,14 +328,14 @@ class Store(Protocol):
     ) -> CannedResponse:
         """Create, or update the agent's own response ``response_id``."""
 
-    async def delete_canned_response(self, agent_id: int, response_id: int) -> bool:
-        ...
+    async def delete_canned_response(self, agent_id: int, response_id: int) -> bool: ...
 
     async def leave_message(
         self, customer_id: int, name: str, email: str, body: str
     ) -> LeftMessage: ...
 
-    async def left_messages(self, *, include_handled: bool = False) -> list[LeftMessage]:
-        ...
+    async def left_messages(
+        self, *, include_handled: bool = False
+    ) -> list[LeftMessage]: ...
 
     async def mark_left_message_handled(self, message_id: int) -> bool: ...
