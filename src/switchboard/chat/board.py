@@ -71,7 +71,8 @@ class StatusBoard:
     def _flush(self) -> None:
         self._timer = None
         changed = [
-            self._entries.get(i, {"id": i, "removed": True}) for i in sorted(self._dirty)
+            self._entries.get(i, {"id": i, "removed": True})
+            for i in sorted(self._dirty)
         ]
         self._dirty.clear()
         if changed:

@@ -55,9 +55,7 @@ class Conversations:
         # channel, which drops it here on every server.
         self._conversations: dict[int, Conversation] = {}
         self._customers: dict[int, Customer] = {}
-        self._customer_locks: defaultdict[int, asyncio.Lock] = defaultdict(
-            asyncio.Lock
-        )
+        self._customer_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._drain_lock = asyncio.Lock()
         self._queue_timer: asyncio.TimerHandle | None = None
         self._agents_queue_timer: asyncio.TimerHandle | None = None
@@ -100,9 +98,9 @@ class Conversations:
             )
         return frames.conversation_info(
             conv,
-            agent_name=None if conv.agent_id is None else self.hub.board.name(
-                conv.agent_id
-            ),
+            agent_name=None
+            if conv.agent_id is None
+            else self.hub.board.name(conv.agent_id),
             customer={
                 "id": customer.id,
                 "name": customer.name,
@@ -240,12 +238,12 @@ class Conversations:
         )
         conn.push(frames.ack(conv.id, frame.client_id, record.seq, frame.ref))
 
-        if conv.state is ConversationState.CLOSED and conn.role is Role.CUSTOMER:
-            # Writing into a closed conversation reopens it. reopen() is
-            # true for exactly one caller cluster-wide, which routes it.
-            if await self.store.reopen(conv.id):
-                await self._changed(conv.id)
-                await self.route(conv.id)
+        # Writing into a closed conversation reopens it. reopen() is true
+        # for exactly one caller cluster-wide, which routes it.
+        reopens = conv.state is ConversationState.CLOSED and conn.role is Role.CUSTOMER
+        if reopens and await self.store.reopen(conv.id):
+            await self._changed(conv.id)
+            await self.route(conv.id)
 
     async def message_frames(
         self, stored: Sequence[StoredMessage]
@@ -259,9 +257,7 @@ class Conversations:
                 name = self.hub.board.name(int(raw_id))
             else:
                 name = (await self.customer(int(raw_id))).name
-            items.append(
-                (self.participants(conv), frames.message(record, name))
-            )
+            items.append((self.participants(conv), frames.message(record, name)))
         return items
 
     async def typing(self, conn: Connection, frame: client.Typing) -> None:
@@ -274,7 +270,7 @@ class Conversations:
         conv = await self._readable(conn, frame.conversation)
         seq = await self.store.mark_read(conv.id, conn.user, frame.seq)
         text = frames.read(conv.id, conn.user, seq)
-        await self.hub.deliver([(self.participants(conv) + [conn.user], text)])
+        await self.hub.deliver([([*self.participants(conv), conn.user], text)])
 
     async def context(self, conn: Connection, frame: client.ContextUpdate) -> None:
         self._require(conn, Role.CUSTOMER)
@@ -379,7 +375,7 @@ class Conversations:
         await self._changed(conv.id)
         fresh = await self.conversation(conv.id)
         text = frames.transferred(await self.info(fresh), conn.agent_id)
-        await self.hub.deliver([(self.participants(fresh) + [conn.user], text)])
+        await self.hub.deliver([([*self.participants(fresh), conn.user], text)])
         await self._announce_agents(conn.agent_id, frame.agent)
 
     async def close(self, conn: Connection, frame: client.Close) -> None:

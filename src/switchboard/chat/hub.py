@@ -315,9 +315,9 @@ class Hub:
                 for conn in self.by_user.get(user, ()):
                     conn.push(text)
         for connection_id in body.get("close", ()):
-            conn = self.connections.get(connection_id)
-            if conn is not None:
-                conn.close(CloseCode.EVICTED, "too many connections")
+            evicted = self.connections.get(connection_id)
+            if evicted is not None:
+                evicted.close(CloseCode.EVICTED, "too many connections")
 
     async def _on_stored(self, stored: Sequence[StoredMessage]) -> None:
         await self.deliver(await self.chats.message_frames(stored))
