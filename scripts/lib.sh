@@ -115,7 +115,8 @@ sb_services_up() {
     SB_SERVICES_DIR="$(mktemp -d "${TMPDIR:-/tmp}/switchboard-services.XXXXXX")"
     local exports
     exports="$("$SB_VENV/bin/python" "$SB_ROOT/scripts/services.py" up \
-        "$SB_SERVICES_DIR")" || sb_die "no Redis and PostgreSQL for the tests (see above)"
+        "$SB_SERVICES_DIR")" ||
+        sb_die "no Redis and PostgreSQL for the tests (see above)"
     eval "$exports"
     sb_log "REDIS_URL=$REDIS_URL"
     sb_log "DATABASE_URL=$DATABASE_URL"
