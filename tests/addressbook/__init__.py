@@ -1,0 +1,1 @@
+"""Tests of the address book: one contract, two implementations."""

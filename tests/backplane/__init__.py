@@ -1,0 +1,1 @@
+"""Tests of the backplane: one contract, two implementations."""
