@@ -81,7 +81,7 @@ class AppServer:
         env: dict[str, str] | None = None,
         port: int | None = None,
     ) -> None:
-        from conftest import free_port
+        from tests.conftest import free_port
 
         self.database_url = database_url
         self.redis_url = redis_url

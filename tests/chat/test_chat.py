@@ -1,0 +1,151 @@
+"""Chatting on one server: delivery, tabs, resume, dedupe, persistence."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from tests.chat.conftest import Clients
+from tests.harness import AppServer, agent_token
+
+from switchboard.client import Client
+
+
+async def start_chat(clients: Clients, agent_id: int) -> tuple[Client, Client, int]:
+    """One agent and one customer whose new chat is assigned to that agent."""
+    agent = await clients.agent(agent_id)
+    customer = await clients.customer(name="Dana")
+    conversation = await customer.start()
+    assigned = await customer.receive("assigned")
+    assert assigned["conversation"]["agent"]["id"] == agent_id
+    await agent.receive("assigned")
+    return agent, customer, conversation["id"]
+
+
+async def test_customer_and_agent_chat_both_ways(
+    clients: Clients, agent_ids: list[int]
+) -> None:
+    agent, customer, conv = await start_chat(clients, agent_ids[0])
+
+    seq = await customer.send(conv, "Where is my order?")
+    heard = await agent.receive("message")
+    assert (heard["seq"], heard["body"], heard["sender_name"]) == (
+        seq,
+        "Where is my order?",
+        "Dana",
+    )
+
+    await agent.send(conv, "It ships today.")
+    reply = await customer.receive("message", body="It ships today.")
+    assert reply["seq"] == seq + 1
+    assert reply["sender"] == f"a:{agent_ids[0]}"
+
+
+async def test_every_tab_sees_every_message_once_and_in_order(
+    clients: Clients, agent_ids: list[int]
+) -> None:
+    agent, first, conv = await start_chat(clients, agent_ids[0])
+    token = first.token
+    tabs = [first] + [await clients.customer(token=token) for _ in range(2)]
+    for tab in tabs[1:]:
+        await tab.start()
+    agent_tabs = [agent, await clients.agent(agent_ids[0])]
+    await agent_tabs[1].join(conv)
+
+    expected = []
+    for n in range(10):
+        sender = tabs[n % 3] if n % 2 == 0 else agent_tabs[n % 2 - 1]
+        body = f"message {n}"
+        await sender.send(conv, body)
+        expected.append(body)
+
+    for tab in tabs + agent_tabs:
+        for _ in range(50):
+            if len(tab.messages.get(conv, {})) >= len(expected):
+                break
+            await asyncio.sleep(0.05)
+        assert tab.bodies(conv) == expected
+        arrived = [f["seq"] for f in tab.drain() if f["type"] == "message"]
+        # Each seq arrived exactly once, in order (replays excluded: none).
+        assert arrived == sorted(set(arrived))
+
+
+async def test_resume_replays_exactly_the_missed_messages(
+    clients: Clients, agent_ids: list[int]
+) -> None:
+    agent, customer, conv = await start_chat(clients, agent_ids[0])
+    await customer.send(conv, "one")
+    await agent.send(conv, "two")
+    await customer.receive("message", body="two")
+
+    await customer.close()
+    await agent.send(conv, "three")
+    await agent.send(conv, "four")
+
+    again = await clients.customer(token=customer.token)
+    await again.start(after_seq=2)
+    assert sorted(again.messages[conv]) == [3, 4]
+    assert again.bodies(conv) == ["three", "four"]
+
+
+async def test_resent_message_is_stored_once(
+    clients: Clients, agent_ids: list[int], server: AppServer
+) -> None:
+    agent, customer, conv = await start_chat(clients, agent_ids[0])
+
+    first = await customer.send(conv, "only once", client_id="fixed-id")
+    again = await customer.send(conv, "only once", client_id="fixed-id")
+    assert first == again
+
+    # A different connection resending the same client id is deduped too.
+    other = await clients.customer(token=customer.token)
+    await other.start()
+    assert await other.send(conv, "only once", client_id="fixed-id") == first
+
+    stored = server.get(
+        f"/api/conversations/{conv}/messages",
+        headers={"Authorization": f"Bearer {agent_token(agent_ids[0])}"},
+    ).json()["messages"]
+    assert [m["body"] for m in stored] == ["only once"]
+
+
+async def test_reload_resumes_the_same_conversation_with_history(
+    clients: Clients, agent_ids: list[int]
+) -> None:
+    agent, customer, conv = await start_chat(clients, agent_ids[0])
+    await customer.send(conv, "before reload")
+    await customer.close()
+
+    reloaded = await clients.customer(token=customer.token)
+    info = await reloaded.start(after_seq=0)
+    assert info["id"] == conv
+    assert info["agent"]["id"] == agent_ids[0]
+    assert reloaded.bodies(conv) == ["before reload"]
+
+
+async def test_acknowledged_messages_survive_sigkill(
+    server_factory: object, agent_ids: list[int], server: AppServer
+) -> None:
+    customer = await Client.connect(server.ws_url, name="Eve")
+    conv = (await customer.start())["id"]
+    seqs = [await customer.send(conv, f"kept {n}") for n in range(20)]
+    token = customer.token
+    await customer.close()
+
+    server.process.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
+    server.process.wait()  # type: ignore[union-attr]
+    server.start()
+
+    back = await Client.connect(server.ws_url, token=token)
+    try:
+        await back.start(after_seq=0)
+        assert back.bodies(conv) == [f"kept {n}" for n in range(20)]
+        assert sorted(back.messages[conv]) == seqs
+    finally:
+        await back.close()
+
+
+def test_health_answers_json(server: AppServer) -> None:
+    response = server.get("/healthz")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
