@@ -106,12 +106,7 @@ async def test_capacity_is_never_exceeded_under_concurrent_starts(
     assert all(a["open_chats"] <= a["capacity"] for a in agents.values())
     assert sum(a["open_chats"] for a in agents.values()) == capacity_total
 
-    assigned = [
-        f
-        for c in customers
-        for f in c.drain()
-        if f["type"] == "assigned"
-    ]
+    assigned = [f for c in customers for f in c.drain() if f["type"] == "assigned"]
     # Each conversation assigned once, and exactly as many as there is room.
     assert len({f["conversation"]["id"] for f in assigned}) == capacity_total
     assert len(assigned) == capacity_total

@@ -1,0 +1,160 @@
+"""Bad input gets an error frame with a stable code and changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+import websockets
+
+from tests.chat.conftest import Clients
+from tests.harness import AppServer, agent_token
+
+from switchboard.client import Client, ClientError
+
+
+async def error_for(client: Client, text: str) -> str:
+    await client.send_raw(text)
+    frame = await client.receive("error")
+    return str(frame["code"])
+
+
+async def started(clients: Clients, agent_ids: list[int]) -> tuple[Client, int]:
+    await clients.agent(agent_ids[0])
+    customer = await clients.customer()
+    conv = (await customer.start())["id"]
+    await customer.receive("assigned")
+    return customer, conv
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("{nope", "bad_json"),
+        ("[1, 2]", "bad_json"),
+        ('{"type": "dance"}', "unknown_type"),
+        ('{"type": "send", "conversation": 1}', "bad_frame"),
+        ('{"type": "send", "conversation": "one", "client_id": "x"}', "bad_frame"),
+        ('{"type": "hello", "v": 1}', "already_authenticated"),
+    ],
+)
+async def test_malformed_frames_get_an_error_and_the_connection_stays(
+    clients: Clients, agent_ids: list[int], text: str, code: str
+) -> None:
+    customer, conv = await started(clients, agent_ids)
+    assert await error_for(customer, text) == code
+    assert await customer.send(conv, "still here") == 1
+
+
+async def test_empty_and_over_long_bodies_are_refused_and_not_stored(
+    clients: Clients, agent_ids: list[int]
+) -> None:
+    customer, conv = await started(clients, agent_ids)
+    for body, code in (
+        ("", "body_empty"),
+        ("  ", "body_empty"),
+        ("x" * 4001, "body_too_long"),
+    ):
+        with pytest.raises(ClientError) as caught:
+            await customer.send(conv, body)
+        assert caught.value.code == code
+    # Nothing was stored: the next message is the first.
+    assert await customer.send(conv, "x" * 4000) == 1
+
+
+async def test_someone_elses_conversation_is_not_found(
+    clients: Clients, agent_ids: list[int]
+) -> None:
+    _, conv = await started(clients, agent_ids)
+    stranger = await clients.customer()
+    await stranger.start()
+    for frame in (
+        {"type": "send", "conversation": conv, "client_id": "x", "body": "hi"},
+        {"type": "join", "conversation": conv},
+        {"type": "send", "conversation": 999999, "client_id": "y", "body": "hi"},
+    ):
+        with pytest.raises(ClientError) as caught:
+            await stranger.request(frame, answer="ack")
+        assert caught.value.code == "not_found"
+
+
+async def test_frames_before_hello_are_refused(server: AppServer) -> None:
+    async with websockets.connect(server.ws_url) as ws:
+        await ws.send(json.dumps({"type": "start"}))
+        assert json.loads(await ws.recv())["code"] == "not_authenticated"
+        await ws.send(json.dumps({"type": "hello", "v": 9}))
+        assert json.loads(await ws.recv())["code"] == "unsupported_version"
+        await ws.send(json.dumps({"type": "hello", "v": 1, "token": "forged"}))
+        assert json.loads(await ws.recv())["code"] == "auth_failed"
+        # Still open: a good hello now works.
+        await ws.send(json.dumps({"type": "hello", "v": 1}))
+        assert json.loads(await ws.recv())["type"] == "welcome"
+
+
+async def test_customers_cannot_use_agent_frames(
+    clients: Clients, agent_ids: list[int]
+) -> None:
+    customer, conv = await started(clients, agent_ids)
+    for frame in (
+        {"type": "status", "status": "away"},
+        {"type": "close", "conversation": conv},
+        {"type": "take", "conversation": conv},
+    ):
+        with pytest.raises(ClientError) as caught:
+            await customer.request(frame, answer="board")
+        assert caught.value.code == "forbidden"
+
+
+async def test_agent_cannot_write_into_a_chat_of_another_agent(
+    clients: Clients, agent_ids: list[int]
+) -> None:
+    _, conv = await started(clients, agent_ids)
+    other = await clients.agent(agent_ids[1])
+    with pytest.raises(ClientError) as caught:
+        await other.send(conv, "not mine")
+    assert caught.value.code == "forbidden"
+
+
+async def test_repeated_abuse_closes_the_connection_with_policy_violation(
+    server: AppServer,
+) -> None:
+    async with websockets.connect(server.ws_url) as ws:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            for _ in range(100):
+                await ws.send("garbage")
+                await asyncio.sleep(0.01)
+            async with asyncio.timeout(10):
+                while True:
+                    await ws.recv()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1008
+
+
+def test_http_errors_are_json_4xx(server: AppServer, agent_ids: list[int]) -> None:
+    auth = {"Authorization": f"Bearer {agent_token(agent_ids[0])}"}
+    cases = [
+        (server.post("/api/login", json={"login": "nobody", "password": "x"}), 401),
+        (server.post("/api/login", content=b"{not json"), 422),
+        (server.post("/api/login", json={"login": ""}), 422),
+        (server.get("/api/conversations"), 401),
+        (server.get("/api/conversations", headers={"Authorization": "Bearer x"}), 401),
+        (server.get("/api/conversations/99999", headers=auth), 404),
+        (server.get("/api/conversations/abc", headers=auth), 422),
+        (server.get("/api/conversations?limit=0", headers=auth), 422),
+        (server.get("/api/products/NOPE", headers=auth), 404),
+        (server.get("/api/customers/424242", headers=auth), 404),
+        (server.post("/api/left-messages", json={"name": "x"}), 422),
+        (server.get("/api/nowhere"), 404),
+    ]
+    for response, status in cases:
+        assert response.status_code == status, (response.request.url, response.text)
+        assert "error" in response.json()
+
+
+def test_login_gives_a_token_that_opens_the_api(server: AppServer) -> None:
+    response = server.post("/api/login", json={"login": "nobody", "password": "x"})
+    assert response.status_code == 401
+    me = server.get("/api/me", headers={"Authorization": f"Bearer {agent_token(1)}"})
+    assert me.status_code == 200
+    assert me.json()["id"] == 1
