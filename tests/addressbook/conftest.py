@@ -7,7 +7,6 @@ Redis one gets a key prefix of its own, whose keys are deleted afterwards.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,9 +14,9 @@ import pytest
 from switchboard.addressbook import AddressBook
 from switchboard.addressbook.memory import MemoryAddressBook
 from switchboard.addressbook.redis import RedisAddressBook
-from tests.backplane.support import UNIT, RedisProcess, random_prefix, scrub
+from tests.backplane.support import UNIT, own_redis, random_prefix, scrub
 
-__all__ = ["BookFactory", "RedisBookFactory"]
+__all__ = ["BookFactory", "RedisBookFactory", "own_redis"]
 
 BookFactory = Callable[..., Awaitable[AddressBook]]
 RedisBookFactory = Callable[..., Awaitable[RedisAddressBook]]
@@ -80,14 +79,3 @@ def make_book(request: pytest.FixtureRequest) -> BookFactory:
 @pytest.fixture
 async def book(make_book: BookFactory) -> AddressBook:
     return await make_book()
-
-
-@pytest.fixture
-async def own_redis(tmp_path: Path) -> AsyncIterator[RedisProcess]:
-    """A redis-server of this test's own, which it may kill or count."""
-    server = RedisProcess(tmp_path)
-    try:
-        await server.start()
-        yield server
-    finally:
-        await server.stop()

@@ -15,14 +15,22 @@ import os
 import shutil
 import signal
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import pytest
 import redis.asyncio
 
 from tests.conftest import free_port
 
-__all__ = ["UNIT", "RedisProcess", "eventually", "random_prefix", "scrub"]
+__all__ = [
+    "UNIT",
+    "RedisProcess",
+    "eventually",
+    "own_redis",
+    "random_prefix",
+    "scrub",
+]
 
 UNIT = float(os.environ.get("SWITCHBOARD_TEST_UNIT", "0.2"))
 
@@ -116,3 +124,14 @@ class RedisProcess:
             raise RuntimeError(f"redis-server on port {self.port} did not start")
         finally:
             await client.aclose()
+
+
+@pytest.fixture
+async def own_redis(tmp_path: Path) -> AsyncIterator[RedisProcess]:
+    """A redis-server of the test's own, which it may kill, pause or count."""
+    server = RedisProcess(tmp_path)
+    try:
+        await server.start()
+        yield server
+    finally:
+        await server.stop()
