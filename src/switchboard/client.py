@@ -140,6 +140,11 @@ class Client:
                 await self._ws.close()
             self._ws = None
 
+    async def wait_closed(self) -> None:
+        """Return once the server has closed the connection."""
+        if self._reader is not None:
+            await asyncio.shield(self._reader)
+
     @property
     def connected(self) -> bool:
         return self._reader is not None and not self._reader.done()

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tests.harness import AppServer, agent_token, make_agents, prepare_database
 
 from switchboard.client import Client
+from tests.harness import AppServer, agent_token, make_agents, prepare_database
 
 
 @pytest.fixture

@@ -8,10 +8,9 @@ import json
 import pytest
 import websockets
 
+from switchboard.client import Client, ClientError
 from tests.chat.conftest import Clients
 from tests.harness import AppServer, agent_token
-
-from switchboard.client import Client, ClientError
 
 
 async def error_for(client: Client, text: str) -> str:

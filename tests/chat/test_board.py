@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from switchboard.client import Client
 from tests.chat.conftest import Clients
 from tests.harness import AppServer, agent_token
-
-from switchboard.client import Client
 
 
 async def test_another_agents_status_change_reaches_the_board(

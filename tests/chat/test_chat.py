@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import signal
 
+from switchboard.client import Client
 from tests.chat.conftest import Clients
 from tests.harness import AppServer, agent_token
-
-from switchboard.client import Client
 
 
 async def start_chat(clients: Clients, agent_id: int) -> tuple[Client, Client, int]:
@@ -91,7 +90,7 @@ async def test_resume_replays_exactly_the_missed_messages(
 async def test_resent_message_is_stored_once(
     clients: Clients, agent_ids: list[int], server: AppServer
 ) -> None:
-    agent, customer, conv = await start_chat(clients, agent_ids[0])
+    _agent, customer, conv = await start_chat(clients, agent_ids[0])
 
     first = await customer.send(conv, "only once", client_id="fixed-id")
     again = await customer.send(conv, "only once", client_id="fixed-id")
@@ -112,7 +111,7 @@ async def test_resent_message_is_stored_once(
 async def test_reload_resumes_the_same_conversation_with_history(
     clients: Clients, agent_ids: list[int]
 ) -> None:
-    agent, customer, conv = await start_chat(clients, agent_ids[0])
+    _agent, customer, conv = await start_chat(clients, agent_ids[0])
     await customer.send(conv, "before reload")
     await customer.close()
 

@@ -25,8 +25,7 @@ async def test_silent_connection_is_closed_and_its_address_gone(
                 break
 
     async with asyncio.timeout(5):
-        while silent.connected:
-            await asyncio.sleep(0.05)
+        await silent.wait_closed()
     assert server.get("/healthz").json()["connections"] == 1
 
 
