@@ -229,8 +229,10 @@ async def test_unreachable_redis_raises_address_book_errors(
         url=f"redis://127.0.0.1:{free_port()}/0", start=False, breaker_threshold=100
     )
 
+    await book.start("s1", TTL)  # logs, so that the server still comes up
+
     calls = [
-        book.start("s1", TTL),
+        book.refresh({"alice": ["s1/c1"]}, TTL),
         book.add("alice", "s1/c1", TTL),
         book.remove("alice", "s1/c1"),
         book.lookup(["alice"]),
@@ -288,6 +290,25 @@ async def test_address_book_recovers_when_redis_comes_back(
 
     assert book.ready
     assert await book.lookup(["alice"]) == {"alice": ["s1/c2"]}
+
+
+async def test_server_started_while_redis_is_down_is_announced_by_refresh(
+    make_redis_book: RedisBookFactory,
+    own_redis: RedisProcess,
+    own_client: redis.asyncio.Redis,
+    prefix: str,
+) -> None:
+    await own_redis.stop()
+    book = await make_redis_book("s1", url=own_redis.url, timeout=UNIT)
+    await own_redis.start()
+
+    await book.add("alice", "s1/c1", 3 * UNIT)
+    await book.refresh({"alice": ["s1/c1"]}, TTL)
+    await asyncio.sleep(4 * UNIT)
+
+    # Announced, and refreshed on Redis's clock although start never read it.
+    assert await own_client.exists(f"{prefix}server:{{s1}}") == 1
+    assert await book.lookup(["alice"]) == {"alice": ["s1/c1"]}
 
 
 async def test_calls_that_fail_during_an_outage_never_crash_the_caller_loop(

@@ -39,7 +39,8 @@ dropped, and those connections learn of it only when they reconnect. A
 keeps failing.
 
 Logging (``switchboard.addressbook``): INFO when the breaker opens and
-closes, INFO when :meth:`RedisAddressBook.close` cannot withdraw the server.
+closes, and when :meth:`RedisAddressBook.start` cannot announce the server
+or :meth:`RedisAddressBook.close` cannot withdraw it.
 """
 
 from __future__ import annotations
@@ -185,8 +186,8 @@ class RedisAddressBook:
 
         self._server_key: str | None = None
         self._server_ttl_ms = 0
-        # Redis's clock in Unix ms minus our monotonic clock in ms.
-        self._clock_offset_ms = 0.0
+        # Redis's clock in Unix ms minus our monotonic clock in ms, once known.
+        self._clock_offset_ms: float | None = None
 
     @property
     def ready(self) -> bool:
@@ -194,6 +195,13 @@ class RedisAddressBook:
         return self._breaker.state is BreakerState.CLOSED
 
     async def start(self, server_id: str, server_ttl: float) -> None:
+        """Announce this server, or leave that to the first refresh.
+
+        A server must come up even while Redis is away (the backplane does
+        the same), so an unreachable Redis is logged here, not raised: every
+        refresh sets the liveness key again, and :attr:`ready` and the
+        errors of the other calls tell the health check.
+        """
         server_key = self._server_key = f"{self.prefix}server:{{{server_id}}}"
         self._server_ttl_ms = _ms(server_ttl)
 
@@ -205,7 +213,10 @@ class RedisAddressBook:
                 replies = await pipe.execute()
             self._sync_clock(replies[0], sent)
 
-        await self._call("start", announce)
+        try:
+            await self._call("start", announce)
+        except AddressBookError as exc:
+            logger.info("address book unavailable at start: %s", exc)
 
     async def close(self) -> None:
         server_key, self._server_key = self._server_key, None
@@ -237,11 +248,18 @@ class RedisAddressBook:
         ttl_ms = _ms(ttl)
 
         async def push() -> None:
+            # Without any reading of Redis's clock yet (start could not reach
+            # Redis), scores would be meaningless: read it first, this once.
+            offset = self._clock_offset_ms
+            if offset is None:
+                sent = time.monotonic()
+                offset = self._sync_clock(await self._redis.time(), sent)
+
             async with self._redis.pipeline(transaction=False) as pipe:
                 # Re-measure Redis's clock for the next refresh; this one
                 # goes by the previous estimate.
                 pipe.time()
-                now = round(time.monotonic() * 1000 + self._clock_offset_ms)
+                now = round(time.monotonic() * 1000 + offset)
                 expiry = now + ttl_ms
 
                 # Drop what expired first, so that XX cannot revive an
@@ -278,13 +296,15 @@ class RedisAddressBook:
     def _user_key(self, user: str) -> str:
         return f"{self.prefix}addr:{{{user}}}"
 
-    def _sync_clock(self, reply: tuple[int, int], sent: float) -> None:
+    def _sync_clock(self, reply: tuple[int, int], sent: float) -> float:
+        """Store and return the offset of Redis's clock to ours, in ms."""
         # The TIME reply was produced somewhere between sending and now;
         # the midpoint is the best guess, off by at most half a round trip.
         seconds, microseconds = reply
         redis_ms = seconds * 1000 + microseconds / 1000
         local_ms = (sent + time.monotonic()) / 2 * 1000
         self._clock_offset_ms = redis_ms - local_ms
+        return self._clock_offset_ms
 
     async def _call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """Run ``call`` behind the breaker, translating redis-py's errors."""
