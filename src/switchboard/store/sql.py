@@ -45,6 +45,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from alembic.migration import MigrationContext
 from sqlalchemy import (
     Insert,
     Row,
@@ -56,7 +57,6 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -209,28 +209,31 @@ class SqlStore:
         self._writer: AsyncEngine | None = None
         # SQLite serializes writers anyway; queueing them here spares them
         # polling for the lock. PostgreSQL locks rows instead.
-        self._write_lock = asyncio.Lock() if self.sqlite else None
+        self._write_lock: asyncio.Lock | None = None
 
     async def open(self) -> None:
         # Imported here because migrate builds its engines with this module.
         from switchboard.store.migrate import head_revision
 
+        # Connecting now also fails early on a wrong URL or password.
         engine = make_engine(self.url)
         try:
             async with engine.connect() as conn:
-                query = text("SELECT version_num FROM alembic_version")
-                current = (await conn.execute(query)).scalar()
+                current = await conn.run_sync(_schema_revision)
         except (SQLAlchemyError, OSError) as exc:
             await engine.dispose()
-            raise StoreError("cannot read the schema version; migrate first") from exc
+            raise _store_error(exc) from exc
 
         head = head_revision()
         if current != head:
             await engine.dispose()
-            raise StoreError(f"schema is at {current}, not {head}; migrate first")
+            found = "empty" if current is None else f"at {current}"
+            raise StoreError(f"schema is {found}, not at {head}; migrate first")
 
         self._engine = engine
         self._writer = for_writing(engine)
+        # Created here rather than in __init__ to belong to the running loop.
+        self._write_lock = asyncio.Lock() if self.sqlite else None
 
     async def close(self) -> None:
         if self._engine is not None:
@@ -1095,6 +1098,11 @@ async def _record(
 # -- errors -------------------------------------------------------------------
 
 
+def _schema_revision(connection: Connection) -> str | None:
+    # None when there is no alembic_version table: nothing was migrated.
+    return MigrationContext.configure(connection).get_current_revision()
+
+
 def _retryable(exc: DBAPIError, duplicates: bool) -> bool:
     if duplicates and isinstance(exc, IntegrityError):
         return True
@@ -1109,7 +1117,10 @@ def _store_error(exc: BaseException) -> StoreError:
     if isinstance(exc, OSError):
         return StoreError(f"cannot reach the database: {exc.strerror or exc}")
     if isinstance(exc, DBAPIError):
-        return StoreError(f"database error: {type(exc.orig).__name__}")
+        # The SQLSTATE says what went wrong without saying on what data.
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        if sqlstate:
+            return StoreError(f"database error: {type(exc).__name__} ({sqlstate})")
     return StoreError(f"database error: {type(exc).__name__}")
 
 

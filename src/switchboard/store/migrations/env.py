@@ -17,7 +17,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from switchboard.store.models import Base
-from switchboard.store.sql import make_engine, normalize_url
+from switchboard.store.sql import for_writing, make_engine, normalize_url
 
 __all__: list[str] = []
 
@@ -38,7 +38,7 @@ def run(connection: Connection) -> None:
 async def run_on_url(url: str) -> None:
     engine = make_engine(url)
     try:
-        async with engine.begin() as connection:
+        async with for_writing(engine).begin() as connection:
             await connection.run_sync(run)
     finally:
         await engine.dispose()
