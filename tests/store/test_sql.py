@@ -17,6 +17,7 @@ from switchboard.store import (
     Conversation,
     ConversationState,
     NewMessage,
+    Store,
 )
 from switchboard.store.migrate import upgrade
 from switchboard.store.sql import SqlStore, for_writing, make_engine
@@ -725,3 +726,11 @@ async def test_unreachable_database_raises_store_error() -> None:
     with pytest.raises(StoreError, match="cannot reach") as caught:
         await store.open()
     assert caught.value.__cause__ is not None
+
+
+def test_sql_store_implements_the_store_interface(store_url: str) -> None:
+    # mypy checks the assignment against the protocol; runtime checks names.
+    store: Store = SqlStore(store_url)
+    public = [name for name in dir(Store) if not name.startswith("_")]
+    missing = [name for name in public if not hasattr(store, name)]
+    assert missing == []
