@@ -292,8 +292,10 @@ class SqlStore:
     async def create_agent(
         self, login: str, name: str, password_hash: str, capacity: int
     ) -> Agent:
-        """Create an agent, ONLINE with no chats; raise StoreError if the
-        login is taken."""
+        """Create an agent, ONLINE with no chats.
+
+        Raise StoreError if the login is taken.
+        """
         if capacity < 0:
             raise StoreError("capacity must not be negative")
 
@@ -637,8 +639,10 @@ class SqlStore:
         return reopened
 
     async def release_agent(self, agent_id: int) -> list[int]:
-        """See :meth:`Store.release_agent`; requeued conversations go to the
-        back of the queue."""
+        """See :meth:`Store.release_agent`.
+
+        Requeued conversations go to the back of the queue.
+        """
 
         async def transaction(conn: AsyncConnection) -> list[int]:
             # Find, then lock in id order, checking again under the lock:
@@ -672,8 +676,11 @@ class SqlStore:
         return ids
 
     async def history(self, conversation_id: int) -> list[dict[str, Any]]:
-        """Assignment history, oldest first, including "close" and
-        "release" rows."""
+        """Assignment history, oldest first.
+
+        Besides the reasons of :class:`Assignment`, ``reason`` may be
+        "close" (the agent closed it) or "release" (requeued).
+        """
         async with self._reading() as conn:
             query = (
                 select(ASSIGNMENTS.c.agent_id, ASSIGNMENTS.c.reason, ASSIGNMENTS.c.at)
@@ -831,9 +838,11 @@ class SqlStore:
     async def unread_counts(
         self, user: str, conversation_ids: Sequence[int]
     ) -> dict[int, int]:
-        """See :meth:`Store.unread_counts`; every id asked for is in the
-        result, with 0 if nothing is unread (or there is no such
-        conversation)."""
+        """See :meth:`Store.unread_counts`.
+
+        Every id asked for is in the result, with 0 if nothing is unread
+        (or there is no such conversation).
+        """
         counts = dict.fromkeys(conversation_ids, 0)
         if not counts:
             return counts
@@ -991,8 +1000,10 @@ class SqlStore:
         return [_left_message(row) for row in rows]
 
     async def mark_left_message_handled(self, message_id: int) -> bool:
-        """Return True if this call marked it, False if it was already
-        handled or does not exist."""
+        """Mark a left message handled.
+
+        Return False if it was already handled or does not exist.
+        """
 
         async def transaction(conn: AsyncConnection) -> bool:
             query = (
