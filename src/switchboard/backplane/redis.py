@@ -171,6 +171,7 @@ class RedisBackplane:
         }
         self._on_resync = on_resync
 
+        self._started.clear()
         self._set_state(BackplaneState.CONNECTING)
         self._task = asyncio.create_task(self._run(), name="backplane subscriber")
         await self._started.wait()
