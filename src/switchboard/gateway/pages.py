@@ -72,6 +72,18 @@ async def demo_customers(request: Request) -> dict[str, Any]:
     }
 
 
+@router.get("/demo/products")
+async def demo_products(request: Request) -> dict[str, Any]:
+    """Demo only: the demo shop's catalogue, for the shop page to list."""
+    if not request.app.state.demo:
+        raise HTTPException(404, "not found")
+    from dataclasses import asdict
+
+    from ..commerce.demo import DEMO_PRODUCTS
+
+    return {"products": [asdict(p) for p in DEMO_PRODUCTS]}
+
+
 @router.get("/api/availability", include_in_schema=True, tags=["widget"])
 async def availability(request: Request) -> dict[str, Any]:
     """How many agents are online and connected: the widget's "leave a
@@ -79,8 +91,6 @@ async def availability(request: Request) -> dict[str, Any]:
     hub: Hub = request.app.state.hub
     connected = await hub.connected_agents()
     online = [
-        a
-        for a in connected
-        if (hub.board.entry(a) or {}).get("status") == "online"
+        a for a in connected if (hub.board.entry(a) or {}).get("status") == "online"
     ]
     return {"agents_online": len(online)}
