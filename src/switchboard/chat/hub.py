@@ -113,11 +113,24 @@ class Hub:
         logger.info("server %s stopped", self.server_id)
 
     async def resync(self) -> None:
-        """Reload the board; awaited after every backplane (re)subscription."""
+        """Catch up after every backplane (re)subscription.
+
+        Redis may have restarted empty, so this server's addresses are
+        published again; status events and cache drops may have been
+        missed meanwhile, so the board is reloaded and the cache emptied.
+        """
+        await self._republish_addresses()
         agents = await self.store.agents()
         connected = await self._connected_agents([a.id for a in agents])
         self.board.load(agents, connected)
         self.chats.forget_all()
+
+    async def _republish_addresses(self) -> None:
+        # A refresh never recreates an address (so it cannot resurrect a
+        # closed one); after an outage the live ones must be added again.
+        for conn in list(self.connections.values()):
+            if conn.state is ConnectionState.OPEN:
+                await self._publish_address(conn)
 
     @property
     def ready(self) -> bool:
@@ -382,13 +395,30 @@ class Hub:
     # -- housekeeping -----------------------------------------------------
 
     async def _housekeeping(self) -> None:
-        period = self.settings.heartbeat_interval
+        # The liveness key must be refreshed well within its TTL even when
+        # heartbeats are slow, so the loop ticks at the faster of the two
+        # and does the full sweep once per heartbeat period.
+        interval = self.settings.heartbeat_interval
+        tick = min(interval, self.settings.server_ttl / 3)
+        last_sweep = time.monotonic()
         while True:
-            await asyncio.sleep(period)
+            await asyncio.sleep(tick)
             try:
-                await self.sweep()
+                if time.monotonic() - last_sweep >= interval - tick / 2:
+                    last_sweep = time.monotonic()
+                    await self.sweep()
+                else:
+                    await self._refresh({})
             except Exception:
                 logger.exception("housekeeping failed")
+
+    async def _refresh(self, live: dict[str, list[str]]) -> None:
+        try:
+            await self.addressbook.refresh(live, self.settings.heartbeat_timeout)
+        except AddressBookError as exc:
+            self._degrade("addressbook", exc)
+        else:
+            self._recover("addressbook")
 
     async def sweep(self) -> None:
         """Close silent connections, refresh live addresses, fix presence."""
@@ -404,12 +434,7 @@ class Hub:
             elif conn.state is ConnectionState.OPEN:
                 live[conn.user].append(conn.address)
 
-        try:
-            await self.addressbook.refresh(live, self.settings.heartbeat_timeout)
-        except AddressBookError as exc:
-            self._degrade("addressbook", exc)
-        else:
-            self._recover("addressbook")
+        await self._refresh(live)
 
         try:
             await self._update_presence(self.board.agent_ids())
@@ -428,3 +453,5 @@ class Hub:
         if part in self.degraded:
             self.degraded.discard(part)
             logger.info("%s recovered", part)
+            if part == "addressbook":
+                self.spawn(self._republish_addresses())
