@@ -111,7 +111,7 @@ class Breaker:
     def _set_state(self, state: BreakerState) -> None:
         previous, self._state = self._state, state
         if state is BreakerState.OPEN and previous is BreakerState.CLOSED:
-            self.logger.info(
+            self.logger.warning(
                 "%s degraded: %d consecutive failures, failing fast for %.1f s",
                 self.name,
                 self._failures,

@@ -47,10 +47,14 @@ def _setup_logging(level: str) -> None:
         level=level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    _quiet_libraries(logging.getLogger().level)
+
+
+def _quiet_libraries(level: int) -> None:
     # Uvicorn logs every connection at INFO and Alembic every plugin: keep
     # INFO for what an operator acts on (start, config, degraded, recovered).
-    if logging.getLogger().level > logging.DEBUG:
-        for name in ("uvicorn.error", "alembic"):
+    if level > logging.DEBUG:
+        for name in ("uvicorn", "uvicorn.error", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
@@ -74,6 +78,7 @@ def _serve(settings: Settings, *, demo: bool, log_level: str) -> None:
     from .gateway import create_app
 
     app = create_app(settings, demo=demo)
+    level = logging.getLogger().level
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -86,12 +91,15 @@ def _serve(settings: Settings, *, demo: bool, log_level: str) -> None:
         lifespan="on",
         access_log=False,
     )
+    # uvicorn.Config sets its loggers' levels; quiet them again (see
+    # _setup_logging) now that it has.
+    _quiet_libraries(level)
     uvicorn.Server(config).run()
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--host", help="[env SWITCHBOARD_HOST; default 127.0.0.1]")
+@click.option("--port", type=int, help="[env SWITCHBOARD_PORT; default 8000]")
 @click.option(
     "--data-dir",
     default="switchboard-data",
@@ -100,7 +108,7 @@ def _serve(settings: Settings, *, demo: bool, log_level: str) -> None:
     help="Where the demo keeps its SQLite database and secret key.",
 )
 @click.option("--log-level", default="info", show_default=True)
-def demo(host: str, port: int, data_dir: Path, log_level: str) -> None:
+def demo(host: str | None, port: int | None, data_dir: Path, log_level: str) -> None:
     """Run the demo: one process, SQLite, demo shop and agents."""
     _setup_logging(log_level)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -117,7 +125,7 @@ def demo(host: str, port: int, data_dir: Path, log_level: str) -> None:
     )
     _run(_prepare_demo(settings))
 
-    base = f"http://{host}:{port}"
+    base = f"http://{settings.host}:{settings.port}"
     click.echo(f"\nDemo shop:      {base}/")
     click.echo(f"Agent console:  {base}/console")
     click.echo("Agent logins:   " + ", ".join(f"{a} / {p}" for a, _, p in DEMO_AGENTS))
@@ -155,7 +163,6 @@ async def _prepare_demo(settings: Settings) -> None:
 @click.option("--secret-key", help="[env SWITCHBOARD_SECRET_KEY; required]")
 @click.option("--heartbeat-interval", type=float, help="Seconds between pings.")
 @click.option("--heartbeat-timeout", type=float, help="Silence that closes.")
-@click.option("--agent-capacity", type=int, help="Default max open chats.")
 @click.option("--max-body", type=int, help="Longest message, in characters.")
 @click.option("--commerce-url", help="The shop's API; default the demo data.")
 @click.option(

@@ -108,15 +108,21 @@ class Client:
             self._pinger = asyncio.create_task(self._ping(interval))
         return self.welcome
 
-    async def reconnect(self, attempts: int = 10) -> None:
-        """Connect again, catch up on every conversation, resend unacked."""
+    async def reconnect(
+        self, attempts: int = 10, base: float = 0.5, cap: float = 30.0
+    ) -> None:
+        """Connect again, catch up on every conversation, resend unacked.
+
+        Attempts are spaced by full-jitter exponential backoff, so the
+        clients of a restarted server spread out instead of stampeding.
+        """
         await self._drop()
         for attempt in range(attempts):
             try:
                 await self.open()
                 break
             except (OSError, websockets.WebSocketException):
-                await asyncio.sleep(backoff_delay(attempt, base=0.1, cap=2.0))
+                await asyncio.sleep(backoff_delay(attempt, base, cap))
         else:
             raise ConnectionError(f"could not reconnect to {self.url}")
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -46,3 +48,9 @@ class Settings(BaseSettings):
     commerce_token: SecretStr | None = None
     # Anonymous visitors must give a name and email before chatting.
     require_prechat: bool = False
+
+    @model_validator(mode="after")
+    def _timeout_spans_intervals(self) -> Self:
+        if self.heartbeat_timeout <= self.heartbeat_interval:
+            raise ValueError("heartbeat_timeout must be longer than the interval")
+        return self

@@ -349,6 +349,6 @@ class RedisBackplane:
             return
         logger.debug("backplane %s -> %s", previous.value, state.value)
         if state is BackplaneState.DEGRADED:
-            logger.info("backplane degraded: %s", reason)
+            logger.warning("backplane degraded: %s", reason)
         elif state is BackplaneState.READY and previous is BackplaneState.DEGRADED:
             logger.info("backplane recovered")

@@ -53,6 +53,7 @@ class Connection:
         "last_heard",
         "max_outbox",
         "name",
+        "opened",
         "role",
         "state",
         "transport",
@@ -73,7 +74,7 @@ class Connection:
         self.customer_id = 0
         self.name = ""
         self.errors = 0
-        self.last_heard = time.monotonic()
+        self.opened = self.last_heard = time.monotonic()
         self._outbox: deque[str] = deque()
         self._writer: asyncio.Task[None] | None = None
 

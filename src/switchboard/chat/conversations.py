@@ -318,6 +318,9 @@ class Conversations:
 
     async def _replay(self, conn: Connection, conv: Conversation, after: int) -> None:
         """Snapshot, every message after ``after``, read cursors, synced."""
+        # The cached copy is good for permissions but its last_seq is not
+        # kept current; the snapshot reads the record.
+        conv = await self.store.conversation(conv.id)
         conn.push(frames.conversation(await self.info(conv)))
 
         seq = after

@@ -30,6 +30,7 @@ from ..config import Settings
 from ..errors import (
     AddressBookError,
     BackplaneError,
+    CommerceError,
     NotFound,
     ProtocolError,
     StoreError,
@@ -51,6 +52,21 @@ logger = logging.getLogger("switchboard.hub")
 # Largest frame accepted, over the body limit: JSON escaping can double a
 # body, and the other fields add little.
 FRAME_OVERHEAD = 4096
+
+
+# Errors that only a broken or hostile client causes.
+ABUSE = frozenset(
+    {
+        ErrorCode.BAD_JSON,
+        ErrorCode.BAD_FRAME,
+        ErrorCode.UNKNOWN_TYPE,
+        ErrorCode.FRAME_TOO_LARGE,
+        ErrorCode.NOT_AUTHENTICATED,
+        ErrorCode.UNSUPPORTED_VERSION,
+        ErrorCode.AUTH_FAILED,
+        ErrorCode.ALREADY_AUTHENTICATED,
+    }
+)
 
 
 class Hub:
@@ -189,7 +205,7 @@ class Hub:
             self._protocol_error(
                 conn, ProtocolError(ErrorCode.NOT_FOUND, "not found"), ref
             )
-        except (StoreError, AddressBookError, BackplaneError) as exc:
+        except (StoreError, AddressBookError, BackplaneError, CommerceError) as exc:
             logger.warning("%s: backend unavailable: %s", conn.address, exc)
             conn.push(frames.error(ErrorCode.UNAVAILABLE, "try again", ref))
         except Exception:
@@ -199,8 +215,13 @@ class Hub:
     def _protocol_error(
         self, conn: Connection, exc: ProtocolError, ref: str | None
     ) -> None:
-        conn.errors += 1
         conn.push(frames.error(ErrorCode(exc.code), exc.message, ref))
+
+        # Only frames no correct client would send count as abuse; a lost
+        # race for a queued chat or a refused transfer is ordinary.
+        if exc.code not in ABUSE:
+            return
+        conn.errors += 1
         if conn.errors >= self.settings.max_protocol_errors:
             logger.info("%s: too many protocol errors, closing", conn.address)
             conn.close(CloseCode.POLICY_VIOLATION, "too many protocol errors")
@@ -285,7 +306,7 @@ class Hub:
         an address of any of the users gets one publish carrying all the
         items meant for it: one per server, never one per address.
         """
-        batch = [(list(users), text) for users, text in items]
+        batch = [(list(dict.fromkeys(users)), text) for users, text in items]
         for users, text in batch:
             for user in users:
                 for conn in self.by_user.get(user, ()):
@@ -333,6 +354,9 @@ class Hub:
                 evicted.close(CloseCode.EVICTED, "too many connections")
 
     async def _on_stored(self, stored: Sequence[StoredMessage]) -> None:
+        # A resent message (new=False) is delivered again on purpose: the
+        # server that first stored it may have died before delivering it,
+        # and clients drop a seq they already have.
         await self.deliver(await self.chats.message_frames(stored))
 
     def _push_to_agents(self, text: str) -> None:
@@ -424,8 +448,14 @@ class Hub:
         """Close silent connections, refresh live addresses, fix presence."""
         deadline = time.monotonic() - self.settings.heartbeat_timeout
         live: dict[str, list[str]] = defaultdict(list)
+        hello_deadline = time.monotonic() - self.settings.heartbeat_timeout
         for conn in list(self.connections.values()):
-            if conn.last_heard < deadline:
+            if conn.state is ConnectionState.HELLO and conn.opened < hello_deadline:
+                # Pings are allowed before hello, so only the age of the
+                # connection shows a client that never identifies itself.
+                conn.close(CloseCode.HELLO_TIMEOUT, "no hello")
+                await self.disconnect(conn)
+            elif conn.last_heard < deadline:
                 # A half-open TCP connection never reports its close, so
                 # silence is the only sign; close it and drop its address.
                 logger.debug("%s: heartbeat timeout", conn.address)

@@ -145,9 +145,7 @@ async def conversations(
         states=() if state is None else (state,),
         limit=limit,
     )
-    unread = await hub.store.unread_counts(
-        agent_user(agent_id), [c.id for c in found]
-    )
+    unread = await hub.store.unread_counts(agent_user(agent_id), [c.id for c in found])
     items = []
     for conv in found:
         info = await hub.chats.info(conv)
@@ -219,9 +217,7 @@ async def product(hub: HubDep, agent_id: AgentId, sku: str) -> dict[str, Any]:
 
 
 @router.get("/api/customers/{customer_id}", tags=["commerce"])
-async def customer(
-    hub: HubDep, agent_id: AgentId, customer_id: int
-) -> dict[str, Any]:
+async def customer(hub: HubDep, agent_id: AgentId, customer_id: int) -> dict[str, Any]:
     """Who the customer is, with recent orders when the shop knows them."""
     found = await hub.store.customer(customer_id)
     profile = None
@@ -253,10 +249,19 @@ async def canned(hub: HubDep, agent_id: AgentId) -> dict[str, Any]:
     return {"responses": [dataclasses.asdict(r) for r in found]}
 
 
+async def _check_shortcut_free(
+    hub: Hub, agent_id: int, shortcut: str, response_id: int | None
+) -> None:
+    for existing in await hub.store.canned_responses(agent_id):
+        if existing.shortcut == shortcut and existing.id != response_id:
+            raise HTTPException(409, f"shortcut /{shortcut} is taken")
+
+
 @router.post("/api/canned", tags=["canned responses"], status_code=201)
 async def create_canned(
     hub: HubDep, agent_id: AgentId, body: CannedBody
 ) -> dict[str, Any]:
+    await _check_shortcut_free(hub, agent_id, body.shortcut, None)
     saved = await hub.store.save_canned_response(agent_id, body.shortcut, body.body)
     return dataclasses.asdict(saved)
 
@@ -265,6 +270,7 @@ async def create_canned(
 async def update_canned(
     hub: HubDep, agent_id: AgentId, response_id: int, body: CannedBody
 ) -> dict[str, Any]:
+    await _check_shortcut_free(hub, agent_id, body.shortcut, response_id)
     saved = await hub.store.save_canned_response(
         agent_id, body.shortcut, body.body, response_id
     )

@@ -138,9 +138,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [
-            {"loc": list(e["loc"]), "message": e["msg"]} for e in exc.errors()
-        ]
+        details = [{"loc": list(e["loc"]), "message": e["msg"]} for e in exc.errors()]
         return _error(422, "bad_request", "invalid request", details=details)
 
     @app.exception_handler(NotFound)
