@@ -2,6 +2,7 @@
 // and offered by the composer when a "/shortcut" is typed.
 
 import { h } from "../lib/dom.js";
+import { quietly } from "./page.js";
 
 export class CannedResponses {
   constructor({ list, form, shortcut, body, save, cancel, error, api }) {
@@ -17,7 +18,7 @@ export class CannedResponses {
 
     form.addEventListener("submit", (event) => {
       event.preventDefault();
-      this.#save();
+      quietly(() => this.#save());
     });
     cancel.addEventListener("click", () => this.#edit(null));
   }
@@ -65,7 +66,7 @@ export class CannedResponses {
           class: "cs-button cs-button--small cs-button--quiet",
           "aria-label": `Delete /${response.shortcut}`,
           text: "Delete",
-          onclick: () => this.#delete(response),
+          onclick: () => quietly(() => this.#delete(response)),
         }),
       ),
     );

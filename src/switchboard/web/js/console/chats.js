@@ -7,7 +7,7 @@
 // messages is the page title's badge.
 
 import { formatTime, h } from "../lib/dom.js";
-import { announce, setTitleBadge } from "./page.js";
+import { announce, quietly, setTitleBadge } from "./page.js";
 
 export class ChatList {
   constructor({ list, queueList, queueCount, api, me, onSelect, onTake }) {
@@ -27,7 +27,7 @@ export class ChatList {
   // (Re)load from the API; debounced, since bursts of frames ask for it.
   reload() {
     clearTimeout(this.reloading);
-    this.reloading = setTimeout(() => this.load(), 150);
+    this.reloading = setTimeout(() => quietly(() => this.load()), 150);
   }
 
   async load() {

@@ -1,6 +1,7 @@
 // Messages customers left while no agent was online.
 
 import { formatTime, h } from "../lib/dom.js";
+import { quietly } from "./page.js";
 
 export class LeftMessages {
   constructor({ list, count, api }) {
@@ -13,7 +14,7 @@ export class LeftMessages {
   // Debounced: every queue change asks for a refresh.
   refresh() {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.load(), 200);
+    this.timer = setTimeout(() => quietly(() => this.load()), 200);
   }
 
   async load() {
@@ -48,10 +49,11 @@ export class LeftMessages {
         class: "cs-button cs-button--small",
         "aria-label": `Mark the message from ${message.name} as handled`,
         text: "Mark handled",
-        onclick: async () => {
-          await this.api.post(`/api/left-messages/${message.id}/handled`);
-          await this.load();
-        },
+        onclick: () =>
+          quietly(async () => {
+            await this.api.post(`/api/left-messages/${message.id}/handled`);
+            await this.load();
+          }),
       }),
     );
   }

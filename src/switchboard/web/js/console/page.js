@@ -16,3 +16,11 @@ export function announce(text) {
 export function setTitleBadge(count) {
   document.title = count > 0 ? `(${count}) ${BASE_TITLE}` : BASE_TITLE;
 }
+
+// Run an async job from an event handler: a failure (the server going
+// away for a moment, say) is logged, never an unhandled rejection.
+export function quietly(job) {
+  Promise.resolve()
+    .then(job)
+    .catch((error) => console.warn("Switchboard console:", error.message || error));
+}

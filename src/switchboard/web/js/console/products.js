@@ -1,6 +1,7 @@
 // Product search, and sending a product card into the chat.
 
 import { formatPrice, h, safeUrl } from "../lib/dom.js";
+import { quietly } from "./page.js";
 
 const DEBOUNCE_MS = 250;
 
@@ -17,11 +18,11 @@ export class ProductSearch {
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       clearTimeout(timer);
-      this.search(input.value);
+      quietly(() => this.search(input.value));
     });
     input.addEventListener("input", () => {
       clearTimeout(timer);
-      timer = setTimeout(() => this.search(input.value), DEBOUNCE_MS);
+      timer = setTimeout(() => quietly(() => this.search(input.value)), DEBOUNCE_MS);
     });
   }
 

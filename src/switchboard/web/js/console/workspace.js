@@ -10,7 +10,7 @@ import { Composer } from "./composer.js";
 import { ConversationView } from "./conversation.js";
 import { CustomerPanel } from "./customer.js";
 import { LeftMessages } from "./left-messages.js";
-import { announce, byId } from "./page.js";
+import { announce, byId, quietly } from "./page.js";
 import { ProductSearch } from "./products.js";
 
 const CONNECTION_LABELS = {
@@ -87,9 +87,9 @@ export class Workspace {
 
   start() {
     this.conn.start();
-    this.chats.load();
-    this.canned.load();
-    this.left.load();
+    quietly(() => this.chats.load());
+    quietly(() => this.canned.load());
+    quietly(() => this.left.load());
   }
 
   open(id) {

@@ -1,0 +1,200 @@
+"""The widget on its own: resuming, tabs, leaving a message, reconnecting."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import TIMEOUT_MS, DemoServer, Session
+from tests.browser.people import Agent, Customer
+
+pytestmark = pytest.mark.browser
+
+
+def test_reload_resumes_the_same_conversation_with_its_history(
+    session: Session,
+) -> None:
+    agent = Agent(session.page()).log_in("alice")
+    customer = Customer(session.page()).visit()
+    customer.start_chat()
+    customer.send("First question")
+    agent.open_chat("Vera Visitor")
+    agent.reply("First answer")
+    expect(customer.message("First answer")).to_be_visible()
+
+    customer.page.reload()
+
+    # The panel was open, so it opens again, with the whole history.
+    expect(customer.panel).to_be_visible()
+    expect(customer.message("First question")).to_be_visible()
+    expect(customer.message("First answer")).to_be_visible()
+    expect(customer.status).to_have_text("You're chatting with Alice Martin.")
+    customer.send("Second question")
+
+    expect(agent.message("Second question")).to_be_visible()
+    expect(agent.chat_list.locator(".cs-chat")).to_have_count(1)
+    assert agent.texts() == ["First question", "First answer", "Second question"]
+    assert customer.texts() == ["First question", "First answer", "Second question"]
+
+
+def test_two_customer_tabs_and_two_agent_tabs_stay_in_sync(session: Session) -> None:
+    agent_context = session.context()
+    agent = Agent(agent_context.new_page()).log_in("alice")
+    agent_too = Agent(agent_context.new_page())
+    agent_too.page.goto("/console")
+    agent_too.wait_connected()
+
+    customer_context = session.context()
+    customer = Customer(customer_context.new_page()).visit()
+    customer_too = Customer(customer_context.new_page()).visit()
+
+    # Opening the panel in one tab opens it in the other.
+    customer.start_chat()
+    expect(customer_too.panel).to_be_visible()
+    customer.send("Sent from the first tab")
+    expect(customer_too.message("Sent from the first tab")).to_be_visible()
+    customer_too.send("Sent from the second tab")
+    expect(customer.message("Sent from the second tab")).to_be_visible()
+
+    # Both agent tabs see the chat; a reply from one shows in the other.
+    agent.open_chat("Vera Visitor")
+    agent_too.open_chat("Vera Visitor")
+    agent.reply("Reply from agent tab one")
+    expect(agent_too.message("Reply from agent tab one")).to_be_visible()
+    expect(customer.message("Reply from agent tab one")).to_be_visible()
+    expect(customer_too.message("Reply from agent tab one")).to_be_visible()
+
+    # Reading in one tab clears the unread count in the other.
+    agent_too.page.locator("#conversation-title").click()
+    customer.send("Anyone there?")
+    expect(agent_too.message("Anyone there?")).to_be_visible()
+    expect(agent.message("Anyone there?")).to_be_visible()
+    expect(agent.chat("Vera Visitor").locator(".cs-unread")).to_have_count(0)
+    expect(agent_too.chat("Vera Visitor").locator(".cs-unread")).to_have_count(0)
+
+    # The agent's status follows in both tabs.
+    agent.set_status("away")
+    expect(agent_too.page.get_by_label("Status")).to_have_value("away")
+    expect(agent_too.board_row("Alice Martin")).to_contain_text("Away")
+
+    # Closing the panel in the second tab closes it in the first.
+    customer_too.page.get_by_role("button", name="Close chat").click()
+    expect(customer.panel).to_be_hidden()
+    expect(customer_too.launcher).to_be_focused()
+
+    assert customer.texts() == customer_too.texts()
+
+
+def test_left_message_reaches_the_console_when_an_agent_logs_in(
+    session: Session,
+) -> None:
+    customer = Customer(session.page()).visit()
+    customer.launcher.click()
+
+    # No agent online: a form to leave a message, not a chat nobody reads.
+    expect(
+        customer.page.get_by_text("No one is available to chat right now")
+    ).to_be_visible()
+    customer.page.get_by_label("Name").fill("Olga Offline")
+    customer.page.get_by_label("Email").fill("olga@example.com")
+    customer.page.get_by_label("Message").fill("Please call me back about order SO-1.")
+    customer.page.get_by_role("button", name="Send message").click()
+    expect(customer.widget.get_by_text("Thank you!")).to_be_visible()
+
+    agent = Agent(session.page()).log_in("bob")
+    left = agent.page.locator("#left-messages .cs-left-message")
+    expect(left).to_have_count(1)
+    expect(left).to_contain_text("Olga Offline")
+    expect(left).to_contain_text("Please call me back about order SO-1.")
+
+    agent.page.get_by_role(
+        "button", name="Mark the message from Olga Offline as handled"
+    ).click()
+    expect(left).to_have_count(0)
+    expect(agent.page.locator("#left-messages")).to_have_text("No messages waiting.")
+
+
+def test_widget_recovers_after_a_server_restart_without_losing_or_doubling(
+    session: Session, server: DemoServer
+) -> None:
+    agent = Agent(session.page()).log_in("alice")
+    customer = Customer(session.page()).visit()
+    customer.start_chat()
+    customer.send("Before the restart")
+    agent.open_chat("Vera Visitor")
+    agent.reply("Answer before the restart")
+    expect(customer.message("Answer before the restart")).to_be_visible()
+
+    server.stop()
+    expect(customer.banner).to_have_text("Reconnecting…")
+    expect(agent.connection).to_have_text("Reconnecting…")
+
+    # Written while the server is down: kept, shown as sending.
+    customer.send("Written during the outage")
+    pending = customer.message("Written during the outage").locator(".sb-msg__status")
+    expect(pending).to_have_text("Sending…")
+
+    server.start()
+    # Backoff may wait a while after several failed attempts.
+    slow = TIMEOUT_MS * 3
+    expect(customer.banner).to_be_hidden(timeout=slow)
+    expect(pending).to_have_text("Read", timeout=slow)
+    expect(agent.connection).to_have_text("Connected", timeout=slow)
+    expect(agent.message("Written during the outage")).to_be_visible()
+
+    agent.reply("Answer after the restart")
+    expect(customer.message("Answer after the restart")).to_be_visible()
+    customer.send("Thanks")
+    expect(agent.message("Thanks")).to_be_visible()
+
+    expected = [
+        "Before the restart",
+        "Answer before the restart",
+        "Written during the outage",
+        "Answer after the restart",
+        "Thanks",
+    ]
+    assert customer.texts() == expected
+    assert agent.texts() == expected
+    seqs = customer.messages.evaluate_all("items => items.map(i => i.dataset.seq)")
+    assert seqs == ["1", "2", "3", "4", "5"]
+
+
+def test_signed_in_customer_needs_no_form_and_the_agent_sees_their_orders(
+    session: Session,
+) -> None:
+    agent = Agent(session.page()).log_in("alice")
+    customer = Customer(session.page()).visit()
+    customer.sign_in_as("Anna Schmidt")
+
+    customer.launcher.click()
+    expect(customer.composer).to_be_visible()
+    expect(customer.page.get_by_role("button", name="Start chat")).to_have_count(0)
+    customer.send("Where is my grinder?")
+
+    agent.open_chat("Anna Schmidt")
+    sidebar = agent.page.locator("#customer")
+    expect(sidebar).to_contain_text("Signed-in customer · cust-1")
+    expect(sidebar).to_contain_text("SO-10452")
+    expect(sidebar).to_contain_text("processing")
+
+    # A cart change reaches the sidebar while the chat goes on.
+    customer.page.get_by_role(
+        "button", name="Add Glass French Press 8 Cups to cart"
+    ).click()
+    expect(sidebar).to_contain_text(
+        "1 \N{MULTIPLICATION SIGN} Glass French Press 8 Cups"
+    )
+
+
+def test_widget_fits_a_phone_screen(session: Session) -> None:
+    Agent(session.page()).log_in("alice")
+    customer = Customer(session.page(viewport={"width": 375, "height": 700})).visit()
+    customer.start_chat()
+    box = customer.panel.bounding_box()
+    assert box is not None
+    assert box["width"] == 375
+    customer.send("Typed on a phone")
+    customer.composer.press("Escape")
+    expect(customer.panel).to_be_hidden()
+    expect(customer.launcher).to_be_focused()
