@@ -8,8 +8,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -17,7 +18,16 @@ from switchboard.auth import TokenSigner, hash_password
 from switchboard.store.migrate import upgrade
 from switchboard.store.sql import SqlStore
 
-__all__ = ["SECRET", "AppServer", "make_agents", "prepare_database"]
+if TYPE_CHECKING:
+    from switchboard.client import Client
+
+__all__ = [
+    "SECRET",
+    "AppServer",
+    "assignments",
+    "make_agents",
+    "prepare_database",
+]
 
 SECRET = "test-secret-key"
 # One hashed password for every test agent: Argon2 is slow on purpose.
@@ -170,3 +180,25 @@ class AppServer:
 
 async def settle(seconds: float) -> None:
     await asyncio.sleep(seconds)
+
+
+async def assignments(customers: list[Client], expected: int) -> Counter[int]:
+    """Conversation id -> assigned frames seen, once ``expected`` arrived.
+
+    Waits a little longer after that, so that a double assignment, which
+    would arrive later, is seen too.
+    """
+    seen: Counter[int] = Counter()
+    async with asyncio.timeout(30):
+        while len(seen) < expected:
+            await asyncio.sleep(0.1)
+            for customer in customers:
+                for frame in customer.drain():
+                    if frame["type"] == "assigned":
+                        seen[frame["conversation"]["id"]] += 1
+    await asyncio.sleep(1.0)
+    for customer in customers:
+        for frame in customer.drain():
+            if frame["type"] == "assigned":
+                seen[frame["conversation"]["id"]] += 1
+    return seen

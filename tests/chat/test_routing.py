@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from tests.chat.conftest import Clients
-from tests.harness import AppServer, agent_token
+from tests.harness import AppServer, agent_token, assignments
 
 
 def board(server: AppServer, agent_id: int) -> dict[int, dict[str, Any]]:
@@ -101,15 +101,13 @@ async def test_capacity_is_never_exceeded_under_concurrent_starts(
     infos = await asyncio.gather(*(c.start() for c in customers))
     assert len({info["id"] for info in infos}) == 50
 
-    await asyncio.sleep(1.0)
+    assigned = await assignments(customers, capacity_total)
     agents = board(server, agent_ids[0])
     assert all(a["open_chats"] <= a["capacity"] for a in agents.values())
     assert sum(a["open_chats"] for a in agents.values()) == capacity_total
-
-    assigned = [f for c in customers for f in c.drain() if f["type"] == "assigned"]
     # Each conversation assigned once, and exactly as many as there is room.
-    assert len({f["conversation"]["id"] for f in assigned}) == capacity_total
     assert len(assigned) == capacity_total
+    assert set(assigned.values()) == {1}
 
 
 async def test_an_agent_without_a_connection_is_never_assigned(
