@@ -157,3 +157,29 @@ def test_login_gives_a_token_that_opens_the_api(server: AppServer) -> None:
     me = server.get("/api/me", headers={"Authorization": f"Bearer {agent_token(1)}"})
     assert me.status_code == 200
     assert me.json()["id"] == 1
+
+
+async def test_a_connection_that_never_says_hello_is_closed(
+    server: AppServer,
+) -> None:
+    async with websockets.connect(server.ws_url) as ws:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            async with asyncio.timeout(15):
+                while True:
+                    # Pings alone do not identify a client.
+                    await ws.send(json.dumps({"type": "ping"}))
+                    await ws.recv()
+                    await asyncio.sleep(0.2)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4003
+
+
+async def test_ordinary_refusals_never_close_the_connection(
+    clients: Clients, agent_ids: list[int]
+) -> None:
+    customer, conv = await started(clients, agent_ids)
+    for _ in range(40):  # twice the abuse limit
+        with pytest.raises(ClientError) as caught:
+            await customer.request({"type": "status", "status": "away"}, "board")
+        assert caught.value.code == "forbidden"
+    assert await customer.send(conv, "still welcome") == 1
