@@ -39,7 +39,8 @@ def _settings(**overrides: Any) -> Settings:
 def _first_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
     where = ".".join(str(p) for p in error["loc"])
-    return f"invalid {where}: {error['msg']}"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"invalid {where}: {message}" if where else f"invalid settings: {message}"
 
 
 def _setup_logging(level: str) -> None:

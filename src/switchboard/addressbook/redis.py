@@ -38,8 +38,8 @@ dropped, and those connections learn of it only when they reconnect. A
 :class:`~switchboard.breaker.Breaker` makes calls fail fast while Redis
 keeps failing.
 
-Logging (``switchboard.addressbook``): INFO when the breaker opens and
-closes, and when :meth:`RedisAddressBook.start` cannot announce the server
+Logging (``switchboard.addressbook``): WARNING when the breaker opens
+("degraded"), INFO when it closes ("recovered") and when :meth:`RedisAddressBook.start` cannot announce the server
 or :meth:`RedisAddressBook.close` cannot withdraw it.
 """
 

@@ -8,7 +8,8 @@ address of theirs.
 
 It also runs the housekeeping that keeps ghosts from piling up: once per
 heartbeat period it closes connections that went silent, refreshes the
-addresses of the rest in one batch, and reconciles agent presence.
+addresses of the rest in one batch, and reconciles agent presence; more
+often when needed, it refreshes this server's liveness key within its TTL.
 """
 
 from __future__ import annotations
