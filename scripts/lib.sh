@@ -100,6 +100,15 @@ sb_ensure_chromium() {
     export CHROMIUM_PATH="$SB_CHROMIUM"
 }
 
+# The cluster tests run two app servers behind a real nginx.
+sb_ensure_nginx() {
+    if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+        sb_apt_install nginx
+    fi
+    command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] ||
+        sb_die "nginx not found: install it (apt-get install nginx) and rerun"
+}
+
 sb_services_down() {
     [ -n "$SB_SERVICES_DIR" ] || return 0
     "$SB_VENV/bin/python" "$SB_ROOT/scripts/services.py" down "$SB_SERVICES_DIR" ||

@@ -124,7 +124,7 @@ def demo(host: str | None, port: int | None, data_dir: Path, log_level: str) -> 
         database_url=f"sqlite:///{(data_dir / 'switchboard.db').resolve()}",
         secret_key=SecretStr(key_file.read_text().strip()),
     )
-    _run(_prepare_demo(settings))
+    _run(seed_demo(settings))
 
     base = f"http://{settings.host}:{settings.port}"
     click.echo(f"\nDemo shop:      {base}/")
@@ -134,7 +134,12 @@ def demo(host: str | None, port: int | None, data_dir: Path, log_level: str) -> 
     _serve(settings, demo=True, log_level=log_level)
 
 
-async def _prepare_demo(settings: Settings) -> None:
+async def seed_demo(settings: Settings) -> None:
+    """Migrate, then create the demo agents and customers that are missing.
+
+    Safe to run from several servers at once: a login another one created
+    first is simply skipped.
+    """
     from .commerce.demo import DEMO_CUSTOMERS
     from .store.migrate import upgrade
     from .store.sql import SqlStore
@@ -144,10 +149,14 @@ async def _prepare_demo(settings: Settings) -> None:
     await store.open()
     try:
         for login, name, password in DEMO_AGENTS:
-            if await store.agent_by_login(login) is None:
-                await store.create_agent(
-                    login, name, hash_password(password), settings.agent_capacity
-                )
+            if await store.agent_by_login(login) is not None:
+                continue
+            secret = hash_password(password)
+            try:
+                await store.create_agent(login, name, secret, settings.agent_capacity)
+            except StoreError:
+                if await store.agent_by_login(login) is None:
+                    raise
         for customer in DEMO_CUSTOMERS:
             await store.customer_by_external_id(
                 customer.external_id, customer.name, customer.email
@@ -172,9 +181,19 @@ async def _prepare_demo(settings: Settings) -> None:
     show_default=True,
     help="Run database migrations before serving.",
 )
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Create the demo agents and customers if missing, and serve the "
+    "demo shop's sign-in helpers (for trying a cluster, not production).",
+)
 @click.option("--log-level", default="info", show_default=True)
 def serve(
-    migrate: bool, log_level: str, secret_key: str | None, **options: Any
+    migrate: bool,
+    demo: bool,
+    log_level: str,
+    secret_key: str | None,
+    **options: Any,
 ) -> None:
     """Run one app server (production)."""
     _setup_logging(log_level)
@@ -183,11 +202,13 @@ def serve(
     settings = _settings(**options)
     if not settings.secret_key.get_secret_value():
         raise click.UsageError("--secret-key or SWITCHBOARD_SECRET_KEY is required")
-    if migrate:
+    if demo:
+        _run(seed_demo(settings))
+    elif migrate:
         from .store.migrate import upgrade
 
         _run(upgrade(settings.database_url))
-    _serve(settings, demo=False, log_level=log_level)
+    _serve(settings, demo=demo, log_level=log_level)
 
 
 # -- database -------------------------------------------------------------
