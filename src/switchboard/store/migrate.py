@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from switchboard.errors import StoreError
-from switchboard.store.sql import for_writing, make_engine
+from switchboard.store.engine import for_writing, make_engine
 
 __all__ = ["head_revision", "upgrade", "upgrade_sync"]
 

@@ -24,407 +24,62 @@ take, transfer, close, append...) lock those rows first.
   writers so that they don't poll for the file lock. In WAL mode readers
   never wait for the writer.
 
-Durability
-----------
-
-SQLite runs in WAL mode with ``synchronous=FULL``: a commit, hence an
-acknowledged message, reaches the disk before the call returns, so it
-survives a process kill and a power cut alike. ``NORMAL`` would survive a
-killed process too, but not a power cut, and batching appends already
-spreads the cost of the fsync over many messages.
+Connections, SQLite's pragmas and durability, retries and errors are in
+:mod:`switchboard.store.engine`; the methods on agents, customers, canned
+responses and left messages in :mod:`switchboard.store.accounts`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
-from alembic.migration import MigrationContext
-from sqlalchemy import (
-    Insert,
-    Row,
-    Update,
-    bindparam,
-    case,
-    delete,
-    event,
-    func,
-    insert,
-    select,
-    update,
-)
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy import Row, bindparam, case, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from switchboard.errors import NotFound, StoreError
+from switchboard.errors import NotFound
 from switchboard.store import (
-    Agent,
     AgentStatus,
     Assignment,
-    CannedResponse,
     Context,
     Conversation,
     ConversationState,
-    Customer,
-    LeftMessage,
     NewMessage,
     StoredMessage,
 )
+from switchboard.store.accounts import AGENTS, AccountsMixin, lock_agent
+from switchboard.store.engine import for_writing, make_engine, normalize_url
 from switchboard.store.models import Base
 
 __all__ = ["SqlStore", "for_writing", "make_engine", "normalize_url"]
 
 logger = logging.getLogger("switchboard.store")
 
-T = TypeVar("T")
-
-AGENTS = Base.metadata.tables["agents"]
-CUSTOMERS = Base.metadata.tables["customers"]
 CONVERSATIONS = Base.metadata.tables["conversations"]
 MESSAGES = Base.metadata.tables["messages"]
 ASSIGNMENTS = Base.metadata.tables["assignments"]
 READ_CURSORS = Base.metadata.tables["read_cursors"]
-CANNED_RESPONSES = Base.metadata.tables["canned_responses"]
-LEFT_MESSAGES = Base.metadata.tables["left_messages"]
 
 QUEUED = ConversationState.QUEUED.value
 OPEN = ConversationState.OPEN.value
 CLOSED = ConversationState.CLOSED.value
 
-# Seconds a SQLite connection waits for another process's write lock.
-SQLITE_BUSY_TIMEOUT = 30.0
-
-# How many times a transaction runs when the database asks for a retry.
-ATTEMPTS = 5
-
-# SQLSTATEs after which PostgreSQL has rolled back and a retry may succeed:
-# serialization_failure and deadlock_detected.
-RETRY_SQLSTATES = {"40001", "40P01"}
-
-# Execution option that makes a SQLite transaction begin IMMEDIATE.
-WRITE_OPTION = "switchboard_write"
-
-
-# -- engines ------------------------------------------------------------------
-
-
-def normalize_url(url: str) -> str:
-    """Return ``url`` with the async driver of its database.
-
-    ``sqlite:///path.db`` becomes ``sqlite+aiosqlite:///path.db`` and
-    ``postgresql://...`` (or ``postgres://``, or another driver) becomes
-    ``postgresql+asyncpg://...``. Raise StoreError for other databases and
-    for in-memory SQLite, which each connection would see empty.
-    """
-    try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
-        raise StoreError("invalid database url") from exc
-
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        database = parsed.database or ""
-        if database in ("", ":memory:") or "mode=memory" in url:
-            raise StoreError("in-memory SQLite is not supported: name a file")
-        parsed = parsed.set(drivername="sqlite+aiosqlite")
-    elif backend in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+asyncpg")
-    else:
-        raise StoreError(f"unsupported database: {backend}")
-    return parsed.render_as_string(hide_password=False)
-
-
-def make_engine(url: str) -> AsyncEngine:
-    """Create an async engine set up as the store needs it.
-
-    On SQLite, this sets the pragmas of every connection and takes over
-    BEGIN from the driver; see :func:`for_writing`.
-    """
-    url = normalize_url(url)
-    if make_url(url).get_backend_name() != "sqlite":
-        # Connections left idle may have been closed by the server or a
-        # proxy; check before use rather than fail the first query.
-        return create_async_engine(url, pool_pre_ping=True)
-
-    engine = create_async_engine(url)
-    event.listen(engine.sync_engine, "connect", _sqlite_connect)
-    event.listen(engine.sync_engine, "begin", _sqlite_begin)
-    return engine
-
-
-def for_writing(engine: AsyncEngine) -> AsyncEngine:
-    """Return a view of ``engine`` whose transactions start as writers.
-
-    On SQLite they begin IMMEDIATE; on PostgreSQL nothing changes.
-    """
-    return engine.execution_options(**{WRITE_OPTION: True})
-
-
-def _sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
-    # The sqlite3 module begins transactions implicitly, late and never
-    # IMMEDIATE; turning that off lets _sqlite_begin do it instead.
-    dbapi_connection.isolation_level = None
-
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT * 1000)}")
-    cursor.close()
-
-
-def _sqlite_begin(connection: Connection) -> None:
-    # A deferred transaction that reads, then writes, fails with
-    # SQLITE_BUSY if another connection wrote in between; IMMEDIATE takes
-    # the write lock up front, waiting for it as long as busy_timeout.
-    if connection.get_execution_options().get(WRITE_OPTION):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-    else:
-        connection.exec_driver_sql("BEGIN")
-
 
 # -- the store ----------------------------------------------------------------
 
 
-class SqlStore:
+class SqlStore(AccountsMixin):
     """:class:`~switchboard.store.Store` on SQLite or PostgreSQL.
 
     ``database_url`` is any URL :func:`normalize_url` accepts. The schema
     must have been brought to the latest migration with
     :func:`switchboard.store.migrate.upgrade`; :meth:`open` checks it.
     """
-
-    def __init__(self, database_url: str) -> None:
-        self.url = normalize_url(database_url)
-        self.sqlite = make_url(self.url).get_backend_name() == "sqlite"
-        self._engine: AsyncEngine | None = None
-        self._writer: AsyncEngine | None = None
-        # SQLite serializes writers anyway; queueing them here spares them
-        # polling for the lock. PostgreSQL locks rows instead.
-        self._write_lock: asyncio.Lock | None = None
-
-    async def open(self) -> None:
-        # Imported here because migrate builds its engines with this module.
-        from switchboard.store.migrate import head_revision
-
-        # Connecting now also fails early on a wrong URL or password.
-        engine = make_engine(self.url)
-        try:
-            async with engine.connect() as conn:
-                current = await conn.run_sync(_schema_revision)
-        except (SQLAlchemyError, OSError) as exc:
-            await engine.dispose()
-            raise _store_error(exc) from exc
-
-        head = head_revision()
-        if current != head:
-            await engine.dispose()
-            found = "empty" if current is None else f"at {current}"
-            raise StoreError(f"schema is {found}, not at {head}; migrate first")
-
-        self._engine = engine
-        self._writer = for_writing(engine)
-        # Created here rather than in __init__ to belong to the running loop.
-        self._write_lock = asyncio.Lock() if self.sqlite else None
-
-    async def close(self) -> None:
-        if self._engine is not None:
-            await self._engine.dispose()
-            self._engine = self._writer = None
-
-    # -- transactions ----------------------------------------------------
-
-    @contextlib.asynccontextmanager
-    async def _reading(self) -> AsyncIterator[AsyncConnection]:
-        if self._engine is None:
-            raise StoreError("store is not open")
-        try:
-            async with self._engine.connect() as conn:
-                yield conn
-        except (SQLAlchemyError, OSError) as exc:
-            raise _store_error(exc) from exc
-
-    async def _write(
-        self,
-        transaction: Callable[[AsyncConnection], Awaitable[T]],
-        *,
-        retry_duplicates: bool = False,
-    ) -> T:
-        """Run ``transaction`` in a write transaction and commit it.
-
-        The transaction runs again from the start after a deadlock or a
-        serialization failure, and, with ``retry_duplicates``, after a
-        unique constraint violation: a concurrent transaction committed the
-        same row, and the next run will see it.
-        """
-        if self._writer is None:
-            raise StoreError("store is not open")
-        lock = self._write_lock or contextlib.nullcontext()
-
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                async with lock, self._writer.begin() as conn:
-                    return await transaction(conn)
-            except DBAPIError as exc:
-                if attempt == ATTEMPTS or not _retryable(exc, retry_duplicates):
-                    raise _store_error(exc) from exc
-                logger.info("retrying transaction after %s", type(exc).__name__)
-            except (SQLAlchemyError, OSError) as exc:
-                raise _store_error(exc) from exc
-
-        raise AssertionError("unreachable")  # pragma: no cover (loop returns)
-
-    def _upsert(self, table: Any) -> postgresql.Insert | sqlite.Insert:
-        if self.sqlite:
-            return sqlite.insert(table)
-        return postgresql.insert(table)
-
-    # -- agents -----------------------------------------------------------
-
-    async def create_agent(
-        self, login: str, name: str, password_hash: str, capacity: int
-    ) -> Agent:
-        """Create an agent, ONLINE with no chats.
-
-        Raise StoreError if the login is taken.
-        """
-        if capacity < 0:
-            raise StoreError("capacity must not be negative")
-
-        async def transaction(conn: AsyncConnection) -> Agent:
-            query = (
-                insert(AGENTS)
-                .values(
-                    login=login,
-                    name=name,
-                    password_hash=password_hash,
-                    status=AgentStatus.ONLINE.value,
-                    capacity=capacity,
-                    open_chats=0,
-                    last_assigned_at=None,
-                )
-                .returning(*AGENTS.c)
-            )
-            try:
-                return _agent((await conn.execute(query)).one())
-            except IntegrityError as exc:
-                raise StoreError(f"login {login!r} is taken") from exc
-
-        return await self._write(transaction)
-
-    async def agent_by_login(self, login: str) -> tuple[Agent, str] | None:
-        async with self._reading() as conn:
-            query = select(AGENTS).where(AGENTS.c.login == login)
-            row = (await conn.execute(query)).one_or_none()
-        return None if row is None else (_agent(row), row.password_hash)
-
-    async def agent(self, agent_id: int) -> Agent:
-        async with self._reading() as conn:
-            query = select(AGENTS).where(AGENTS.c.id == agent_id)
-            row = (await conn.execute(query)).one_or_none()
-        if row is None:
-            raise NotFound(f"no agent {agent_id}")
-        return _agent(row)
-
-    async def agents(self) -> list[Agent]:
-        async with self._reading() as conn:
-            rows = await conn.execute(select(AGENTS).order_by(AGENTS.c.id))
-        return [_agent(row) for row in rows]
-
-    async def set_agent_status(self, agent_id: int, status: AgentStatus) -> Agent:
-        return await self._update_agent(agent_id, status=AgentStatus(status).value)
-
-    async def set_agent_password(self, login: str, password_hash: str) -> None:
-        async def transaction(conn: AsyncConnection) -> None:
-            query = (
-                update(AGENTS)
-                .where(AGENTS.c.login == login)
-                .values(password_hash=password_hash)
-            )
-            if (await conn.execute(query)).rowcount == 0:
-                raise NotFound(f"no agent {login!r}")
-
-        await self._write(transaction)
-
-    async def set_agent_capacity(self, agent_id: int, capacity: int) -> Agent:
-        """Change the capacity; chats above a lowered capacity stay open."""
-        if capacity < 0:
-            raise StoreError("capacity must not be negative")
-        return await self._update_agent(agent_id, capacity=capacity)
-
-    async def _update_agent(self, agent_id: int, **values: Any) -> Agent:
-        async def transaction(conn: AsyncConnection) -> Agent:
-            query = (
-                update(AGENTS)
-                .where(AGENTS.c.id == agent_id)
-                .values(**values)
-                .returning(*AGENTS.c)
-            )
-            row = (await conn.execute(query)).one_or_none()
-            if row is None:
-                raise NotFound(f"no agent {agent_id}")
-            return _agent(row)
-
-        return await self._write(transaction)
-
-    # -- customers --------------------------------------------------------
-
-    async def customer(self, customer_id: int) -> Customer:
-        async with self._reading() as conn:
-            query = select(CUSTOMERS).where(CUSTOMERS.c.id == customer_id)
-            row = (await conn.execute(query)).one_or_none()
-        if row is None:
-            raise NotFound(f"no customer {customer_id}")
-        return _customer(row)
-
-    async def customer_by_external_id(
-        self, external_id: str, name: str, email: str
-    ) -> Customer:
-        async def transaction(conn: AsyncConnection) -> Customer:
-            # One statement, so two servers seeing the same new customer at
-            # once end up with one row.
-            query = self._upsert(CUSTOMERS).values(
-                external_id=external_id, name=name, email=email
-            )
-            query = query.on_conflict_do_update(
-                index_elements=[CUSTOMERS.c.external_id],
-                set_={"name": query.excluded.name, "email": query.excluded.email},
-            )
-            row = (await conn.execute(query.returning(*CUSTOMERS.c))).one()
-            return _customer(row)
-
-        return await self._write(transaction)
-
-    async def create_visitor(self, name: str, email: str) -> Customer:
-        async def transaction(conn: AsyncConnection) -> Customer:
-            query = (
-                insert(CUSTOMERS)
-                .values(external_id=None, name=name, email=email)
-                .returning(*CUSTOMERS.c)
-            )
-            return _customer((await conn.execute(query)).one())
-
-        return await self._write(transaction)
-
-    async def update_customer(self, customer_id: int, name: str, email: str) -> None:
-        async def transaction(conn: AsyncConnection) -> None:
-            query = (
-                update(CUSTOMERS)
-                .where(CUSTOMERS.c.id == customer_id)
-                .values(name=name, email=email)
-            )
-            if (await conn.execute(query)).rowcount == 0:
-                raise NotFound(f"no customer {customer_id}")
-
-        await self._write(transaction)
 
     # -- conversations ----------------------------------------------------
 
@@ -550,7 +205,7 @@ class SqlStore:
             if conversation.state != QUEUED:
                 return None
 
-            agent = await _lock_agent(conn, agent_id)
+            agent = await lock_agent(conn, agent_id)
             if agent.open_chats >= agent.capacity:
                 return None
 
@@ -868,7 +523,7 @@ class SqlStore:
                 counts[conversation_id] = count
         return counts
 
-    # -- context, canned responses, left messages ------------------------
+    # -- context ----------------------------------------------------------
 
     async def set_context(self, conversation_id: int, context: Context) -> None:
         value = {"url": context.url, "title": context.title, "cart": context.cart}
@@ -900,124 +555,6 @@ class SqlStore:
             cart=list(value.get("cart", [])),
         )
 
-    async def canned_responses(self, agent_id: int) -> list[CannedResponse]:
-        """The agent's canned responses, by shortcut."""
-        async with self._reading() as conn:
-            query = (
-                select(CANNED_RESPONSES)
-                .where(CANNED_RESPONSES.c.agent_id == agent_id)
-                .order_by(CANNED_RESPONSES.c.shortcut, CANNED_RESPONSES.c.id)
-            )
-            rows = await conn.execute(query)
-        return [_canned_response(row) for row in rows]
-
-    async def save_canned_response(
-        self, agent_id: int, shortcut: str, body: str, response_id: int | None = None
-    ) -> CannedResponse:
-        """See :meth:`Store.save_canned_response`.
-
-        Raise NotFound if there is no such agent, or ``response_id`` is not
-        one of the agent's responses, and StoreError if the agent already
-        has another response with this shortcut.
-        """
-
-        async def transaction(conn: AsyncConnection) -> CannedResponse:
-            # Checked first so that an integrity error below can only mean
-            # a taken shortcut.
-            await _lock_agent(conn, agent_id)
-
-            query: Insert | Update
-            if response_id is None:
-                query = insert(CANNED_RESPONSES).values(
-                    agent_id=agent_id, shortcut=shortcut, body=body
-                )
-            else:
-                query = (
-                    update(CANNED_RESPONSES)
-                    .where(
-                        CANNED_RESPONSES.c.id == response_id,
-                        CANNED_RESPONSES.c.agent_id == agent_id,
-                    )
-                    .values(shortcut=shortcut, body=body)
-                )
-            try:
-                result = await conn.execute(query.returning(*CANNED_RESPONSES.c))
-                row = result.one_or_none()
-            except IntegrityError as exc:
-                raise StoreError(f"shortcut {shortcut!r} is taken") from exc
-            if row is None:
-                raise NotFound(f"no canned response {response_id}")
-            return _canned_response(row)
-
-        return await self._write(transaction)
-
-    async def delete_canned_response(self, agent_id: int, response_id: int) -> bool:
-        async def transaction(conn: AsyncConnection) -> bool:
-            query = delete(CANNED_RESPONSES).where(
-                CANNED_RESPONSES.c.id == response_id,
-                CANNED_RESPONSES.c.agent_id == agent_id,
-            )
-            return (await conn.execute(query)).rowcount == 1
-
-        return await self._write(transaction)
-
-    async def leave_message(
-        self, customer_id: int, name: str, email: str, body: str
-    ) -> LeftMessage:
-        async def transaction(conn: AsyncConnection) -> LeftMessage:
-            query = (
-                insert(LEFT_MESSAGES)
-                .values(
-                    customer_id=customer_id,
-                    name=name,
-                    email=email,
-                    body=body,
-                    created_at=time.time(),
-                    handled=False,
-                )
-                .returning(*LEFT_MESSAGES.c)
-            )
-            # Only the customer's foreign key can fail here.
-            try:
-                return _left_message((await conn.execute(query)).one())
-            except IntegrityError as exc:
-                raise NotFound(f"no customer {customer_id}") from exc
-
-        return await self._write(transaction)
-
-    async def left_messages(
-        self, *, include_handled: bool = False
-    ) -> list[LeftMessage]:
-        """Left messages, oldest first."""
-        query = select(LEFT_MESSAGES).order_by(
-            LEFT_MESSAGES.c.created_at, LEFT_MESSAGES.c.id
-        )
-        if not include_handled:
-            query = query.where(LEFT_MESSAGES.c.handled.is_(False))
-
-        async with self._reading() as conn:
-            rows = await conn.execute(query)
-        return [_left_message(row) for row in rows]
-
-    async def mark_left_message_handled(self, message_id: int) -> bool:
-        """Mark a left message handled.
-
-        Return False if it was already handled or does not exist.
-        """
-
-        async def transaction(conn: AsyncConnection) -> bool:
-            query = (
-                update(LEFT_MESSAGES)
-                .where(
-                    LEFT_MESSAGES.c.id == message_id,
-                    LEFT_MESSAGES.c.handled.is_(False),
-                )
-                .values(handled=True)
-            )
-            return (await conn.execute(query)).rowcount == 1
-
-        return await self._write(transaction)
-
 
 # -- steps shared by transactions ---------------------------------------------
 
@@ -1031,16 +568,6 @@ async def _lock_conversation(conn: AsyncConnection, conversation_id: int) -> Row
     row = (await conn.execute(query)).one_or_none()
     if row is None:
         raise NotFound(f"no conversation {conversation_id}")
-    return row
-
-
-async def _lock_agent(conn: AsyncConnection, agent_id: int) -> Row[Any]:
-    query = (
-        select(AGENTS).where(AGENTS.c.id == agent_id).with_for_update(key_share=True)
-    )
-    row = (await conn.execute(query)).one_or_none()
-    if row is None:
-        raise NotFound(f"no agent {agent_id}")
     return row
 
 
@@ -1106,54 +633,7 @@ async def _record(
     await conn.execute(insert(ASSIGNMENTS), rows)
 
 
-# -- errors -------------------------------------------------------------------
-
-
-def _schema_revision(connection: Connection) -> str | None:
-    # None when there is no alembic_version table: nothing was migrated.
-    return MigrationContext.configure(connection).get_current_revision()
-
-
-def _retryable(exc: DBAPIError, duplicates: bool) -> bool:
-    if duplicates and isinstance(exc, IntegrityError):
-        return True
-    return getattr(exc.orig, "sqlstate", None) in RETRY_SQLSTATES
-
-
-def _store_error(exc: BaseException) -> StoreError:
-    # The driver's message may hold values from the query: it goes to the
-    # log with the chained exception, not into our message.
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return StoreError("lost the connection to the database")
-    if isinstance(exc, OSError):
-        return StoreError(f"cannot reach the database: {exc.strerror or exc}")
-    if isinstance(exc, DBAPIError):
-        # The SQLSTATE says what went wrong without saying on what data.
-        sqlstate = getattr(exc.orig, "sqlstate", None)
-        if sqlstate:
-            return StoreError(f"database error: {type(exc).__name__} ({sqlstate})")
-    return StoreError(f"database error: {type(exc).__name__}")
-
-
 # -- rows to records ----------------------------------------------------------
-
-
-def _agent(row: Row[Any]) -> Agent:
-    return Agent(
-        id=row.id,
-        login=row.login,
-        name=row.name,
-        status=AgentStatus(row.status),
-        capacity=row.capacity,
-        open_chats=row.open_chats,
-        last_assigned_at=row.last_assigned_at,
-    )
-
-
-def _customer(row: Row[Any]) -> Customer:
-    return Customer(
-        id=row.id, external_id=row.external_id, name=row.name, email=row.email
-    )
 
 
 def _conversation(row: Row[Any]) -> Conversation:
@@ -1194,21 +674,3 @@ def _message_values(message: StoredMessage) -> dict[str, Any]:
         "data": message.data,
         "created_at": message.created_at,
     }
-
-
-def _canned_response(row: Row[Any]) -> CannedResponse:
-    return CannedResponse(
-        id=row.id, agent_id=row.agent_id, shortcut=row.shortcut, body=row.body
-    )
-
-
-def _left_message(row: Row[Any]) -> LeftMessage:
-    return LeftMessage(
-        id=row.id,
-        customer_id=row.customer_id,
-        name=row.name,
-        email=row.email,
-        body=row.body,
-        created_at=row.created_at,
-        handled=row.handled,
-    )

@@ -16,8 +16,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from switchboard.store.engine import for_writing, make_engine, normalize_url
 from switchboard.store.models import Base
-from switchboard.store.sql import for_writing, make_engine, normalize_url
 
 __all__: list[str] = []
 

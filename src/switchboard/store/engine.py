@@ -1,0 +1,257 @@
+"""Engines and transactions of the SQL store.
+
+:func:`make_engine` builds an async engine on SQLite or PostgreSQL from a
+URL :func:`normalize_url` accepts; :class:`SqlBase` holds a store's engines
+and runs its transactions, turning every error of SQLAlchemy or of the
+driver into a :class:`~switchboard.errors.StoreError`. See
+:mod:`switchboard.store.sql` for how transactions lock rows.
+
+Durability
+----------
+
+SQLite runs in WAL mode with ``synchronous=FULL``: a commit, hence an
+acknowledged message, reaches the disk before the call returns, so it
+survives a process kill and a power cut alike. ``NORMAL`` would survive a
+killed process too, but not a power cut, and batching appends already
+spreads the cost of the fsync over many messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+from alembic.migration import MigrationContext
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from switchboard.errors import StoreError
+
+__all__ = ["SqlBase", "for_writing", "make_engine", "normalize_url"]
+
+logger = logging.getLogger("switchboard.store")
+
+T = TypeVar("T")
+
+# Seconds a SQLite connection waits for another process's write lock.
+SQLITE_BUSY_TIMEOUT = 30.0
+
+# How many times a transaction runs when the database asks for a retry.
+ATTEMPTS = 5
+
+# SQLSTATEs after which PostgreSQL has rolled back and a retry may succeed:
+# serialization_failure and deadlock_detected.
+RETRY_SQLSTATES = {"40001", "40P01"}
+
+# Execution option that makes a SQLite transaction begin IMMEDIATE.
+WRITE_OPTION = "switchboard_write"
+
+
+# -- engines ------------------------------------------------------------------
+
+
+def normalize_url(url: str) -> str:
+    """Return ``url`` with the async driver of its database.
+
+    ``sqlite:///path.db`` becomes ``sqlite+aiosqlite:///path.db`` and
+    ``postgresql://...`` (or ``postgres://``, or another driver) becomes
+    ``postgresql+asyncpg://...``. Raise StoreError for other databases and
+    for in-memory SQLite, which each connection would see empty.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError("invalid database url") from exc
+
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or "mode=memory" in url:
+            raise StoreError("in-memory SQLite is not supported: name a file")
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    elif backend in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    else:
+        raise StoreError(f"unsupported database: {backend}")
+    return parsed.render_as_string(hide_password=False)
+
+
+def make_engine(url: str) -> AsyncEngine:
+    """Create an async engine set up as the store needs it.
+
+    On SQLite, this sets the pragmas of every connection and takes over
+    BEGIN from the driver; see :func:`for_writing`.
+    """
+    url = normalize_url(url)
+    if make_url(url).get_backend_name() != "sqlite":
+        # Connections left idle may have been closed by the server or a
+        # proxy; check before use rather than fail the first query.
+        return create_async_engine(url, pool_pre_ping=True)
+
+    engine = create_async_engine(url)
+    event.listen(engine.sync_engine, "connect", _sqlite_connect)
+    event.listen(engine.sync_engine, "begin", _sqlite_begin)
+    return engine
+
+
+def for_writing(engine: AsyncEngine) -> AsyncEngine:
+    """Return a view of ``engine`` whose transactions start as writers.
+
+    On SQLite they begin IMMEDIATE; on PostgreSQL nothing changes.
+    """
+    return engine.execution_options(**{WRITE_OPTION: True})
+
+
+def _sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    # The sqlite3 module begins transactions implicitly, late and never
+    # IMMEDIATE; turning that off lets _sqlite_begin do it instead.
+    dbapi_connection.isolation_level = None
+
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT * 1000)}")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    # A deferred transaction that reads, then writes, fails with
+    # SQLITE_BUSY if another connection wrote in between; IMMEDIATE takes
+    # the write lock up front, waiting for it as long as busy_timeout.
+    if connection.get_execution_options().get(WRITE_OPTION):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        connection.exec_driver_sql("BEGIN")
+
+
+# -- the store's base ---------------------------------------------------------
+
+
+class SqlBase:
+    """The engines of a SQL store and the transactions it runs on them.
+
+    ``database_url`` is any URL :func:`normalize_url` accepts. The schema
+    must have been brought to the latest migration with
+    :func:`switchboard.store.migrate.upgrade`; :meth:`open` checks it.
+    """
+
+    def __init__(self, database_url: str) -> None:
+        self.url = normalize_url(database_url)
+        self.sqlite = make_url(self.url).get_backend_name() == "sqlite"
+        self._engine: AsyncEngine | None = None
+        self._writer: AsyncEngine | None = None
+        # SQLite serializes writers anyway; queueing them here spares them
+        # polling for the lock. PostgreSQL locks rows instead.
+        self._write_lock: asyncio.Lock | None = None
+
+    async def open(self) -> None:
+        # Imported here because migrate builds its engines with this module.
+        from switchboard.store.migrate import head_revision
+
+        # Connecting now also fails early on a wrong URL or password.
+        engine = make_engine(self.url)
+        try:
+            async with engine.connect() as conn:
+                current = await conn.run_sync(_schema_revision)
+        except (SQLAlchemyError, OSError) as exc:
+            await engine.dispose()
+            raise _store_error(exc) from exc
+
+        head = head_revision()
+        if current != head:
+            await engine.dispose()
+            found = "empty" if current is None else f"at {current}"
+            raise StoreError(f"schema is {found}, not at {head}; migrate first")
+
+        self._engine = engine
+        self._writer = for_writing(engine)
+        # Created here rather than in __init__ to belong to the running loop.
+        self._write_lock = asyncio.Lock() if self.sqlite else None
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = self._writer = None
+
+    # -- transactions ----------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncConnection]:
+        if self._engine is None:
+            raise StoreError("store is not open")
+        try:
+            async with self._engine.connect() as conn:
+                yield conn
+        except (SQLAlchemyError, OSError) as exc:
+            raise _store_error(exc) from exc
+
+    async def _write(
+        self,
+        transaction: Callable[[AsyncConnection], Awaitable[T]],
+        *,
+        retry_duplicates: bool = False,
+    ) -> T:
+        """Run ``transaction`` in a write transaction and commit it.
+
+        The transaction runs again from the start after a deadlock or a
+        serialization failure, and, with ``retry_duplicates``, after a
+        unique constraint violation: a concurrent transaction committed the
+        same row, and the next run will see it.
+        """
+        if self._writer is None:
+            raise StoreError("store is not open")
+        lock = self._write_lock or contextlib.nullcontext()
+
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                async with lock, self._writer.begin() as conn:
+                    return await transaction(conn)
+            except DBAPIError as exc:
+                if attempt == ATTEMPTS or not _retryable(exc, retry_duplicates):
+                    raise _store_error(exc) from exc
+                logger.info("retrying transaction after %s", type(exc).__name__)
+            except (SQLAlchemyError, OSError) as exc:
+                raise _store_error(exc) from exc
+
+        raise AssertionError("unreachable")  # pragma: no cover (loop returns)
+
+    def _upsert(self, table: Any) -> postgresql.Insert | sqlite.Insert:
+        if self.sqlite:
+            return sqlite.insert(table)
+        return postgresql.insert(table)
+
+
+# -- errors -------------------------------------------------------------------
+
+
+def _schema_revision(connection: Connection) -> str | None:
+    # None when there is no alembic_version table: nothing was migrated.
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _retryable(exc: DBAPIError, duplicates: bool) -> bool:
+    if duplicates and isinstance(exc, IntegrityError):
+        return True
+    return getattr(exc.orig, "sqlstate", None) in RETRY_SQLSTATES
+
+
+def _store_error(exc: BaseException) -> StoreError:
+    # The driver's message may hold values from the query: it goes to the
+    # log with the chained exception, not into our message.
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return StoreError("lost the connection to the database")
+    if isinstance(exc, OSError):
+        return StoreError(f"cannot reach the database: {exc.strerror or exc}")
+    if isinstance(exc, DBAPIError):
+        # The SQLSTATE says what went wrong without saying on what data.
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        if sqlstate:
+            return StoreError(f"database error: {type(exc).__name__} ({sqlstate})")
+    return StoreError(f"database error: {type(exc).__name__}")
