@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from tests.harness import PASSWORD, AppServer, agent_token
+from tests.chat.conftest import Server
+from tests.harness import PASSWORD, agent_token
 
 
 def auth(agent_id: int) -> dict[str, str]:
@@ -12,7 +13,7 @@ def auth(agent_id: int) -> dict[str, str]:
 
 
 def test_login_with_the_right_password_gives_a_working_token(
-    server: AppServer, agent_ids: list[int]
+    server: Server, agent_ids: list[int]
 ) -> None:
     me = server.get("/api/me", headers=auth(agent_ids[0])).json()
     response = server.post(
@@ -29,7 +30,7 @@ def test_login_with_the_right_password_gives_a_working_token(
 
 
 def test_canned_responses_are_created_edited_and_deleted(
-    server: AppServer, agent_ids: list[int]
+    server: Server, agent_ids: list[int]
 ) -> None:
     headers = auth(agent_ids[0])
     created = server.post(
@@ -60,7 +61,7 @@ def test_canned_responses_are_created_edited_and_deleted(
 
 
 def httpx_put(
-    server: AppServer, path: str, headers: dict[str, str], shortcut: str, body: str
+    server: Server, path: str, headers: dict[str, str], shortcut: str, body: str
 ) -> dict[str, object]:
     response = httpx.put(
         f"{server.url}{path}",
@@ -73,7 +74,7 @@ def httpx_put(
 
 
 def test_left_messages_reach_agents_and_can_be_handled(
-    server: AppServer, agent_ids: list[int]
+    server: Server, agent_ids: list[int]
 ) -> None:
     left = server.post(
         "/api/left-messages",
@@ -92,7 +93,7 @@ def test_left_messages_reach_agents_and_can_be_handled(
 
 
 def test_products_are_searched_by_name_or_sku(
-    server: AppServer, agent_ids: list[int]
+    server: Server, agent_ids: list[int]
 ) -> None:
     headers = auth(agent_ids[0])
     found = server.get("/api/products?q=SB-1001", headers=headers).json()["products"]
@@ -102,7 +103,7 @@ def test_products_are_searched_by_name_or_sku(
     assert "SB-1001" in [p["sku"] for p in by_name["products"]]
 
 
-def test_openapi_document_describes_the_api(server: AppServer) -> None:
+def test_openapi_document_describes_the_api(server: Server) -> None:
     document = server.get("/api/openapi.json").json()
     assert "/api/login" in document["paths"]
     assert "/api/conversations/{conversation_id}/messages" in document["paths"]

@@ -9,8 +9,8 @@ import pytest
 import websockets
 
 from switchboard.client import Client, ClientError
-from tests.chat.conftest import Clients
-from tests.harness import AppServer, agent_token
+from tests.chat.conftest import Clients, Server
+from tests.harness import agent_token
 
 
 async def error_for(client: Client, text: str) -> str:
@@ -78,7 +78,7 @@ async def test_someone_elses_conversation_is_not_found(
         assert caught.value.code == "not_found"
 
 
-async def test_frames_before_hello_are_refused(server: AppServer) -> None:
+async def test_frames_before_hello_are_refused(server: Server) -> None:
     async with websockets.connect(server.ws_url) as ws:
         await ws.send(json.dumps({"type": "start"}))
         assert json.loads(await ws.recv())["code"] == "not_authenticated"
@@ -116,7 +116,7 @@ async def test_agent_cannot_write_into_a_chat_of_another_agent(
 
 
 async def test_repeated_abuse_closes_the_connection_with_policy_violation(
-    server: AppServer,
+    server: Server,
 ) -> None:
     async with websockets.connect(server.ws_url) as ws:
         with pytest.raises(websockets.ConnectionClosed) as closed:
@@ -130,7 +130,7 @@ async def test_repeated_abuse_closes_the_connection_with_policy_violation(
         assert closed.value.rcvd.code == 1008
 
 
-def test_http_errors_are_json_4xx(server: AppServer, agent_ids: list[int]) -> None:
+def test_http_errors_are_json_4xx(server: Server, agent_ids: list[int]) -> None:
     auth = {"Authorization": f"Bearer {agent_token(agent_ids[0])}"}
     cases = [
         (server.post("/api/login", json={"login": "nobody", "password": "x"}), 401),
@@ -151,7 +151,7 @@ def test_http_errors_are_json_4xx(server: AppServer, agent_ids: list[int]) -> No
         assert "error" in response.json()
 
 
-def test_login_gives_a_token_that_opens_the_api(server: AppServer) -> None:
+def test_login_gives_a_token_that_opens_the_api(server: Server) -> None:
     response = server.post("/api/login", json={"login": "nobody", "password": "x"})
     assert response.status_code == 401
     me = server.get("/api/me", headers={"Authorization": f"Bearer {agent_token(1)}"})
@@ -160,7 +160,7 @@ def test_login_gives_a_token_that_opens_the_api(server: AppServer) -> None:
 
 
 async def test_a_connection_that_never_says_hello_is_closed(
-    server: AppServer,
+    server: Server,
 ) -> None:
     async with websockets.connect(server.ws_url) as ws:
         with pytest.raises(websockets.ConnectionClosed) as closed:

@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import Callable
 
 from switchboard.client import Client
-from tests.chat.conftest import Clients
-from tests.harness import AppServer, agent_token
+from tests.chat.conftest import Clients, Server
+from tests.harness import agent_token
 
 
 async def test_another_agents_status_change_reaches_the_board(
@@ -37,7 +37,7 @@ async def test_customers_never_get_the_board(
 
 
 async def test_a_burst_of_changes_is_coalesced_into_a_few_pushes(
-    server_factory: Callable[..., AppServer], agent_ids: list[int]
+    server_factory: Callable[..., Server], agent_ids: list[int]
 ) -> None:
     # One push per second at most: a hundred changes made as fast as the
     # server takes them must arrive as a handful of frames.

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.chat.conftest import Clients
-from tests.harness import AppServer
+from tests.chat.conftest import Clients, Server, connections
 
 
 async def test_silent_connection_is_closed_and_its_address_gone(
-    clients: Clients, agent_ids: list[int], server: AppServer
+    clients: Clients, agent_ids: list[int], server: Server
 ) -> None:
     watcher = await clients.agent(agent_ids[0])
     silent = await clients.agent(agent_ids[1], heartbeat=False)
-    assert server.get("/healthz").json()["connections"] == 2
+    assert connections(server) == 2
 
     # The agent's presence on the board follows its address: it goes away
     # once the server gives up on the silent connection.
@@ -26,7 +25,7 @@ async def test_silent_connection_is_closed_and_its_address_gone(
 
     async with asyncio.timeout(5):
         await silent.wait_closed()
-    assert server.get("/healthz").json()["connections"] == 1
+    assert connections(server) == 1
 
 
 async def test_heartbeating_connection_stays_open(

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tests.chat.conftest import Clients
-from tests.harness import AppServer, agent_token, assignments
+from tests.chat.conftest import Clients, Server
+from tests.harness import agent_token, assignments
 
 
-def board(server: AppServer, agent_id: int) -> dict[int, dict[str, Any]]:
+def board(server: Server, agent_id: int) -> dict[int, dict[str, Any]]:
     agents = server.get(
         "/api/agents", headers={"Authorization": f"Bearer {agent_token(agent_id)}"}
     ).json()["agents"]
@@ -75,7 +75,7 @@ async def test_chats_wait_in_the_queue_and_see_their_position(
 
 
 async def test_queue_positions_move_up(
-    clients: Clients, agent_ids: list[int], server: AppServer
+    clients: Clients, agent_ids: list[int], server: Server
 ) -> None:
     # Agent 1 with capacity for exactly one more chat than we start first.
     agent = await clients.agent(agent_ids[0])
@@ -91,7 +91,7 @@ async def test_queue_positions_move_up(
 
 
 async def test_capacity_is_never_exceeded_under_concurrent_starts(
-    clients: Clients, agent_ids: list[int], server: AppServer
+    clients: Clients, agent_ids: list[int], server: Server
 ) -> None:
     for agent_id in agent_ids:
         await clients.agent(agent_id)
@@ -123,7 +123,7 @@ async def test_an_agent_without_a_connection_is_never_assigned(
 
 
 async def test_connecting_never_changes_an_agents_chosen_status(
-    clients: Clients, agent_ids: list[int], server: AppServer
+    clients: Clients, agent_ids: list[int], server: Server
 ) -> None:
     agent = await clients.agent(agent_ids[0])
     await agent.request({"type": "status", "status": "away"}, answer="board")
