@@ -35,11 +35,15 @@ export class ChatList {
     const fresh = new Map();
     for (const info of conversations) {
       const known = this.chats.get(info.id);
+      const lastSeq = Math.max(info.last_seq, known?.lastSeq || 0);
+      // A read frame may have overtaken this answer; it knows better.
+      const readSeq = known?.readSeq || 0;
       fresh.set(info.id, {
         ...known,
         info,
-        unread: info.unread,
-        lastSeq: Math.max(info.last_seq, known?.lastSeq || 0),
+        unread: readSeq >= lastSeq ? 0 : info.unread,
+        lastSeq,
+        readSeq,
       });
     }
     // A closed chat stays listed until the page reloads, so the agent can
@@ -69,6 +73,7 @@ export class ChatList {
   onRead(frame) {
     const chat = this.chats.get(frame.conversation);
     if (!chat || frame.user !== this.user) return;
+    chat.readSeq = Math.max(chat.readSeq || 0, frame.seq);
     if (frame.seq >= chat.lastSeq) chat.unread = 0;
     this.render();
   }
