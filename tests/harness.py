@@ -110,6 +110,12 @@ class AppServer:
         return f"ws://127.0.0.1:{self.port}/ws"
 
     def start(self) -> AppServer:
+        self.launch()
+        self.wait_ready()
+        return self
+
+    def launch(self) -> None:
+        """Start the process without waiting (start several, then wait)."""
         command = [
             sys.executable,
             "-m",
@@ -137,10 +143,8 @@ class AppServer:
             command, stdout=log, stderr=subprocess.STDOUT, env=env
         )
         log.close()
-        self._wait_ready()
-        return self
 
-    def _wait_ready(self, timeout: float = 30.0) -> None:
+    def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process is not None
