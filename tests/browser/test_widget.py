@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import WebSocketRoute, expect
 
 from tests.browser.conftest import TIMEOUT_MS, DemoServer, Session
 from tests.browser.people import Agent, Customer
@@ -158,6 +158,41 @@ def test_widget_recovers_after_a_server_restart_without_losing_or_doubling(
     assert agent.texts() == expected
     seqs = customer.messages.evaluate_all("items => items.map(i => i.dataset.seq)")
     assert seqs == ["1", "2", "3", "4", "5"]
+
+
+def test_a_lost_message_is_fetched_again_when_the_next_one_arrives(
+    session: Session,
+) -> None:
+    agent = Agent(session.page()).log_in("alice")
+    page = session.page()
+    dropped: list[str] = []
+
+    # Between the server and the customer's page, lose one message frame.
+    def lossy(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def to_page(frame: str | bytes) -> None:
+            text = frame if isinstance(frame, str) else frame.decode()
+            if not dropped and '"type":"message"' in text and "Lost on the way" in text:
+                dropped.append(text)
+                return
+            ws.send(frame)
+
+        server.on_message(to_page)
+
+    page.route_web_socket("**/ws", lossy)
+    customer = Customer(page).visit()
+    customer.start_chat()
+    customer.send("Are you there?")
+    agent.open_chat("Vera Visitor")
+    agent.reply("Lost on the way")
+    agent.reply("Arrives fine")
+
+    # The next message shows the gap; the widget asks for what it missed.
+    expect(customer.message("Arrives fine")).to_be_visible()
+    expect(customer.message("Lost on the way")).to_be_visible()
+    assert len(dropped) == 1
+    assert customer.texts() == ["Are you there?", "Lost on the way", "Arrives fine"]
 
 
 def test_signed_in_customer_needs_no_form_and_the_agent_sees_their_orders(

@@ -27,7 +27,12 @@ export class Composer {
       this.#suggest();
     });
     input.addEventListener("keydown", (event) => this.#keydown(event));
-    input.addEventListener("blur", () => setTimeout(() => this.#close(), 150));
+    // Leaving the box closes the suggestions, a little later so that a
+    // click on one still lands; coming back in time keeps them.
+    input.addEventListener("blur", () => {
+      this.blurTimer = setTimeout(() => this.#close(), 150);
+    });
+    input.addEventListener("focus", () => clearTimeout(this.blurTimer));
   }
 
   set enabled(value) {

@@ -73,8 +73,8 @@ export class Session extends EventTarget {
   begin(prechat) {
     if (prechat) this.prechat = prechat;
     this.wanted = true;
-    if (this.conn.state === "open") this.#start();
-    else this.conn.start();
+    if (this.conn.state !== "open") this.conn.start();
+    else if (!this.timeline) this.#start(); // else it is going on already
   }
 
   send(body) {
