@@ -39,8 +39,9 @@ dropped, and those connections learn of it only when they reconnect. A
 keeps failing.
 
 Logging (``switchboard.addressbook``): WARNING when the breaker opens
-("degraded"), INFO when it closes ("recovered") and when :meth:`RedisAddressBook.start` cannot announce the server
-or :meth:`RedisAddressBook.close` cannot withdraw it.
+("degraded"), INFO when it closes ("recovered") and when
+:meth:`RedisAddressBook.start` cannot announce the server or
+:meth:`RedisAddressBook.close` cannot withdraw it.
 """
 
 from __future__ import annotations

@@ -210,13 +210,22 @@ class Conversations:
     async def _writable(self, conn: Connection, conversation_id: int) -> Conversation:
         """The conversation, if ``conn`` takes part: its customer or its agent."""
         conv = await self._readable(conn, conversation_id)
-        if conn.role is Role.AGENT and (
-            conv.agent_id != conn.agent_id or conv.state is not ConversationState.OPEN
-        ):
+        if conn.role is not Role.AGENT or self._holds(conn, conv):
+            return conv
+
+        # The cached copy may predate an assignment made on another server;
+        # read the record before refusing (refusals are rare, reads cheap).
+        conv = await self.store.conversation(conversation_id)
+        self._conversations[conv.id] = conv
+        if not self._holds(conn, conv):
             raise ProtocolError(
                 ErrorCode.FORBIDDEN, "conversation is not assigned to you"
             )
         return conv
+
+    @staticmethod
+    def _holds(conn: Connection, conv: Conversation) -> bool:
+        return conv.agent_id == conn.agent_id and conv.state is ConversationState.OPEN
 
     # -- messages ---------------------------------------------------------
 

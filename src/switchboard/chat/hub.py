@@ -251,10 +251,14 @@ class Hub:
         if conn.state is ConnectionState.CLOSED:
             return
 
-        # Register locally before publishing the address, so a message
-        # sent to this user in between reaches this connection already.
+        # Register locally, then publish the address, then welcome: a
+        # welcomed client is reachable from every server (a chat routed
+        # right after an agent's welcome finds the agent). A frame sent to
+        # the user meanwhile may be missed here; the client's start or join
+        # replays it.
         conn.set_state(ConnectionState.OPEN)
         self.by_user[conn.user].add(conn)
+        await self._publish_address(conn)
         conn.push(
             frames.welcome(
                 user=conn.user,
@@ -267,7 +271,6 @@ class Hub:
                 max_body=self.settings.max_body,
             )
         )
-        await self._publish_address(conn)
 
         if conn.role is Role.AGENT:
             conn.push(self.board.snapshot())
