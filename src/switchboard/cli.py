@@ -16,6 +16,7 @@ from pydantic import SecretStr, ValidationError
 from .auth import hash_password
 from .config import Settings
 from .errors import StoreError, SwitchboardError
+from .protocol.frames import max_frame_size
 
 __all__ = ["main"]
 
@@ -88,7 +89,9 @@ def _serve(settings: Settings, *, demo: bool, log_level: str) -> None:
         # Liveness is the protocol's own heartbeat, one mechanism for
         # every transport; transport pings would only double the traffic.
         ws_ping_interval=None,
-        ws_max_size=settings.max_body * 2 + 8192,
+        # A little over the protocol's own limit, so that an oversized
+        # frame gets the protocol's error frame rather than a close.
+        ws_max_size=max_frame_size(settings.max_body) + 1024,
         lifespan="on",
         access_log=False,
     )

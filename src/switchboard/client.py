@@ -160,7 +160,7 @@ class Client:
     async def send_frame(self, frame: dict[str, Any]) -> None:
         if self._ws is None:
             raise ConnectionError("not connected")
-        await self._ws.send(json.dumps(frame))
+        await self._ws.send(json.dumps(frame, ensure_ascii=False))
 
     async def send_raw(self, text: str) -> None:
         """Send text as is (tests use this for malformed frames)."""

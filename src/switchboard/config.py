@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     server_ttl: float = Field(15.0, gt=0, le=900)
 
     agent_capacity: int = Field(5, ge=1, le=1000)
-    max_body: int = Field(4000, ge=1, le=100_000)
+    # At most 50,000 so that one message always fits one backplane payload.
+    max_body: int = Field(4000, ge=1, le=50_000)
     max_addresses_per_user: int = Field(20, ge=1, le=1000)
     # Status-board changes are pushed to agents at most this often.
     board_interval: float = Field(0.1, ge=0, le=10)

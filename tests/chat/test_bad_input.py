@@ -183,3 +183,18 @@ async def test_ordinary_refusals_never_close_the_connection(
             await customer.request({"type": "status", "status": "away"}, "board")
         assert caught.value.code == "forbidden"
     assert await customer.send(conv, "still welcome") == 1
+
+
+async def test_a_body_at_the_limit_is_accepted_however_it_is_escaped(
+    clients: Clients, agent_ids: list[int]
+) -> None:
+    customer, conv = await started(clients, agent_ids)
+    # 4,000 emoji: at the limit in characters, and each escaped as a
+    # surrogate pair is twelve characters on the wire.
+    body = "\U0001f600" * 4000
+    frame = {"type": "send", "conversation": conv, "client_id": "e", "body": body}
+    await customer.send_raw(json.dumps(frame, ensure_ascii=True))
+    ack = await customer.receive("ack")
+    assert ack["seq"] == 1
+    echoed = await customer.receive("message")
+    assert echoed["body"] == body

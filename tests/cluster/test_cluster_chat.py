@@ -56,3 +56,27 @@ async def test_tabs_on_both_servers_get_every_message_once_in_order(
     for client in everyone:
         assert client.bodies(conv) == expected
         assert sorted(client.messages[conv]) == list(range(1, 21))
+
+
+async def test_a_burst_of_long_messages_crosses_servers_whole(
+    clients: ClusterClients,
+    two_servers: tuple[AppServer, AppServer],
+    agent_ids: list[int],
+) -> None:
+    # Stored as a few large batches: their deliveries to the other server
+    # exceed one backplane payload and must be split, never dropped.
+    a, b = two_servers
+    agent = await clients.agent(b, agent_ids[0])
+    customer = await clients.customer(a)
+    conv = (await customer.start())["id"]
+    await customer.receive("assigned")
+
+    bodies = [f"{n:03d} " + "é" * 3990 for n in range(120)]
+    for n, body in enumerate(bodies):
+        frame = {"type": "send", "conversation": conv, "client_id": f"c{n}"}
+        await customer.send_frame({**frame, "body": body})
+
+    async with asyncio.timeout(60):
+        while len(agent.messages.get(conv, {})) < len(bodies):
+            await agent.receive("message")
+    assert agent.bodies(conv) == bodies

@@ -50,9 +50,27 @@ __all__ = ["Hub"]
 
 logger = logging.getLogger("switchboard.hub")
 
-# Largest frame accepted, over the body limit: JSON escaping can double a
-# body, and the other fields add little.
-FRAME_OVERHEAD = 4096
+# Published payloads stay under the backplane's limit (256 KiB): a large
+# batch of long messages is split into several publishes to one server.
+PAYLOAD_BUDGET = 192 * 1024
+
+
+def _chunks(
+    entries: list[tuple[list[str], str]], budget: int
+) -> list[list[tuple[list[str], str]]]:
+    """Split ``entries`` into runs whose encoded size stays within budget."""
+    chunks: list[list[tuple[list[str], str]]] = [[]]
+    size = 0
+    for users, text in entries:
+        # JSON escaping at most doubles the text (quotes, backslashes);
+        # non-ASCII is sent as is, up to 4 bytes per character.
+        cost = 4 * len(text) + sum(len(u) + 4 for u in users) + 8
+        if chunks[-1] and size + cost > budget:
+            chunks.append([])
+            size = 0
+        chunks[-1].append((users, text))
+        size += cost
+    return chunks
 
 
 # Errors that only a broken or hostile client causes.
@@ -89,7 +107,7 @@ class Hub:
         self.clustered = clustered
         self.server_id = secrets.token_hex(6)
         self.signer = TokenSigner(settings.secret_key.get_secret_value())
-        self.max_frame = settings.max_body * 2 + FRAME_OVERHEAD
+        self.max_frame = client.max_frame_size(settings.max_body)
 
         self.connections: dict[str, Connection] = {}
         self.by_user: dict[str, set[Connection]] = defaultdict(set)
@@ -336,11 +354,14 @@ class Hub:
                 remote[server].append((users, text))
 
         for server, entries in remote.items():
-            await self._publish_to_server(server, {"d": entries})
+            for chunk in _chunks(entries, PAYLOAD_BUDGET):
+                await self._publish_to_server(server, {"d": chunk})
 
     async def _publish_to_server(self, server: str, body: dict[str, Any]) -> None:
         try:
-            await self.backplane.deliver(server, json.dumps(body).encode())
+            await self.backplane.deliver(
+                server, json.dumps(body, ensure_ascii=False).encode()
+            )
         except BackplaneError as exc:
             self._degrade("backplane", exc)
         else:

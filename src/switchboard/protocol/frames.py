@@ -30,6 +30,7 @@ __all__ = [
     "Transfer",
     "Typing",
     "check_body",
+    "max_frame_size",
     "parse",
 ]
 
@@ -161,6 +162,17 @@ ClientFrame = Annotated[
 ]
 
 _adapter: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
+
+
+def max_frame_size(max_body: int) -> int:
+    """The longest frame that can carry a body of ``max_body`` characters.
+
+    A client may escape every character of the body as JSON allows: a
+    character outside the Basic Multilingual Plane becomes a surrogate
+    pair, ``\\ud83d\\ude00``, twelve characters. The other fields add
+    little.
+    """
+    return 12 * max_body + 4096
 
 
 def parse(text: str | bytes, max_size: int) -> ClientFrame:
