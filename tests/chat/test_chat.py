@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -150,3 +151,20 @@ def test_health_answers_json(server: Server) -> None:
     response = server.get("/healthz")
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
+
+
+async def test_a_user_over_the_connection_cap_loses_the_oldest(
+    server_factory: Callable[..., Server], agent_ids: list[int]
+) -> None:
+    server = server_factory(SWITCHBOARD_MAX_ADDRESSES_PER_USER="2")
+    first = await Client.connect(server.ws_url)
+    tabs = [first]
+    try:
+        for _ in range(2):
+            tabs.append(await Client.connect(server.ws_url, token=first.token))
+        async with asyncio.timeout(10):
+            await first.wait_closed()
+        assert all(tab.connected for tab in tabs[1:])
+    finally:
+        for tab in tabs:
+            await tab.close()

@@ -1,0 +1,85 @@
+"""`switchboard demo`: starts with demo data and keeps it through SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from switchboard.client import Client
+from tests.conftest import free_port
+
+
+def start_demo(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable, "-m", "switchboard", "demo",
+                "--host", "127.0.0.1", "--port", str(port),
+                "--data-dir", str(data_dir),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "SWITCHBOARD_HEARTBEAT_INTERVAL": "1",
+                 "SWITCHBOARD_HEARTBEAT_TIMEOUT": "3"},
+        )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise AssertionError(f"demo did not start:\n{log.read_text()}")
+
+
+async def test_demo_keeps_every_acknowledged_message_through_sigkill(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    log = tmp_path / "demo.log"
+    demo = start_demo(tmp_path / "data", port, log)
+    try:
+        output = log.read_text()
+        assert "alice / alice-demo" in output
+        assert f"http://127.0.0.1:{port}/console" in output
+
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            login = await http.post(
+                "/api/login", json={"login": "alice", "password": "alice-demo"}
+            )
+            assert login.status_code == 200
+            token = login.json()["token"]
+            found = await http.get(
+                "/api/products?limit=100",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        products = found.json()["products"]
+        assert len(products) >= 50
+
+        customer = await Client.connect(f"ws://127.0.0.1:{port}/ws", name="Kim")
+        conv = (await customer.start())["id"]
+        acked = [await customer.send(conv, f"kept {n}") for n in range(25)]
+        visitor = customer.token
+        await customer.close()
+
+        demo.kill()
+        demo.wait()
+        demo = start_demo(tmp_path / "data", port, log)
+
+        back = await Client.connect(f"ws://127.0.0.1:{port}/ws", token=visitor)
+        try:
+            await back.start(after_seq=0)
+            assert sorted(back.messages[conv]) == acked
+            assert back.bodies(conv) == [f"kept {n}" for n in range(25)]
+        finally:
+            await back.close()
+    finally:
+        demo.kill()
+        demo.wait()
