@@ -47,6 +47,9 @@ class Settings(BaseSettings):
 
     commerce_url: str | None = None
     commerce_token: SecretStr | None = None
+    # Shop origins allowed to embed the widget from another site (CORS),
+    # e.g. ["https://shop.example.com"]; "*" allows any.
+    cors_origins: list[str] = []
     # Anonymous visitors must give a name and email before chatting.
     require_prechat: bool = False
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 
 from tests.chat.conftest import Server
@@ -107,3 +109,15 @@ def test_openapi_document_describes_the_api(server: Server) -> None:
     document = server.get("/api/openapi.json").json()
     assert "/api/login" in document["paths"]
     assert "/api/conversations/{conversation_id}/messages" in document["paths"]
+
+
+def test_shops_listed_in_cors_origins_may_embed_the_widget(
+    server_factory: Callable[..., Server], agent_ids: list[int]
+) -> None:
+    server = server_factory(SWITCHBOARD_CORS_ORIGINS='["https://shop.example"]')
+    allowed = server.get(
+        "/api/availability", headers={"Origin": "https://shop.example"}
+    )
+    assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
+    other = server.get("/api/availability", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.staticfiles import StaticFiles
 
 from .. import __version__
@@ -102,6 +103,16 @@ def create_app(settings: Settings, *, demo: bool = False) -> FastAPI:
     app.state.settings = settings
     app.state.demo = demo
 
+    if settings.cors_origins:
+        # The widget's modules and its few HTTP calls (availability, left
+        # messages) come from the shop's pages; tokens travel in headers,
+        # never in cookies, so credentials stay off.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     _install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(pages.router)
