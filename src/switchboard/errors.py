@@ -5,7 +5,9 @@ Every error Switchboard raises derives from :class:`SwitchboardError`::
     SwitchboardError
     ├── ProtocolError          a frame from a peer broke the wire protocol
     ├── StoreError             the database failed or refused a write
-    │   └── NotFound           a record the caller named does not exist
+    │   ├── NotFound           a record the caller named does not exist
+    │   └── InvalidInput       the database refused a value (SQLSTATE class
+    │                          22, data exception)
     ├── AddressBookError       the address book could not be read or written
     ├── BackplaneError         a publish to other app servers failed
     └── CommerceError          the shop's product or customer API failed
@@ -20,6 +22,7 @@ __all__ = [
     "AddressBookError",
     "BackplaneError",
     "CommerceError",
+    "InvalidInput",
     "NotFound",
     "ProtocolError",
     "StoreError",
@@ -49,6 +52,14 @@ class StoreError(SwitchboardError):
 
 class NotFound(StoreError):
     """A record named by the caller does not exist."""
+
+
+class InvalidInput(StoreError):
+    """The database refused a value (SQLSTATE class 22, data exception).
+
+    PostgreSQL refuses a NUL character in text, for one. Retrying the same
+    value fails again; in a batch, the other values may be stored alone.
+    """
 
 
 class AddressBookError(SwitchboardError):

@@ -118,6 +118,79 @@ async def test_refresh_of_nothing_is_harmless(book: AddressBook) -> None:
     assert await book.lookup(["alice"]) == {"alice": ["s1/c1"]}
 
 
+async def test_refresh_of_a_live_server_reports_no_lapse(book: AddressBook) -> None:
+    await book.add("alice", "s1/c1", TTL)
+
+    assert await book.refresh({"alice": ["s1/c1"]}, TTL) is False
+    assert await book.refresh({}, TTL) is False
+
+
+async def test_add_many_adds_every_address_of_every_user(book: AddressBook) -> None:
+    entries = {"alice": ["s1/c1", "s1/c2"], "bob": ["s1/c3"], "carol": []}
+
+    assert await book.add_many(entries, TTL) == []
+
+    found = await book.lookup(["alice", "bob", "carol"])
+    assert sorted(found["alice"]) == ["s1/c1", "s1/c2"]
+    assert found["bob"] == ["s1/c3"]
+    assert found["carol"] == []
+
+
+async def test_add_many_of_nothing_is_harmless(book: AddressBook) -> None:
+    assert await book.add_many({}, TTL) == []
+    assert await book.add_many({"alice": []}, TTL) == []
+
+    assert await book.lookup(["alice"]) == {"alice": []}
+
+
+async def test_add_many_pushes_the_expiry_of_known_addresses(book: AddressBook) -> None:
+    await book.add("alice", "s1/c1", UNIT)
+
+    await book.add_many({"alice": ["s1/c1"]}, TTL)
+    await asyncio.sleep(3 * UNIT)
+
+    assert await book.lookup(["alice"]) == {"alice": ["s1/c1"]}
+
+
+async def test_add_many_returns_what_the_cap_dropped_for_every_user(
+    make_book: BookFactory,
+) -> None:
+    book = await make_book(max_per_user=2)
+    await book.add("alice", "s1/old", TTL)
+    await book.add("bob", "s1/old", TTL)
+
+    dropped = await book.add_many(
+        {"alice": ["s1/a1", "s1/a2"], "bob": ["s1/b1"], "carol": ["s1/c1"]}, TTL
+    )
+
+    assert dropped == ["s1/old"]
+    found = await book.lookup(["alice", "bob", "carol"])
+    assert sorted(found["alice"]) == ["s1/a1", "s1/a2"]
+    assert sorted(found["bob"]) == ["s1/b1", "s1/old"]
+    assert found["carol"] == ["s1/c1"]
+
+
+async def test_add_many_keeps_the_last_of_too_many_new_addresses(
+    make_book: BookFactory,
+) -> None:
+    book = await make_book(max_per_user=2)
+
+    dropped = await book.add_many({"alice": ["s1/c1", "s1/c2", "s1/c3"]}, TTL)
+
+    assert dropped == ["s1/c1"]
+    found = await book.lookup(["alice"])
+    assert sorted(found["alice"]) == ["s1/c2", "s1/c3"]
+
+
+async def test_add_many_counts_a_repeated_address_once(
+    make_book: BookFactory,
+) -> None:
+    book = await make_book(max_per_user=1)
+
+    assert await book.add_many({"alice": ["s1/c1", "s1/c1"]}, TTL) == []
+    assert await book.lookup(["alice"]) == {"alice": ["s1/c1"]}
+
+
 async def test_adding_beyond_the_cap_drops_the_oldest(make_book: BookFactory) -> None:
     book = await make_book(max_per_user=3)
     for connection in ("c1", "c2", "c3"):

@@ -149,6 +149,43 @@ async def test_refresh_keeps_the_server_alive(
     assert await one.lookup(["alice"]) == {"alice": ["s2/c1"]}
 
 
+async def test_refresh_after_a_lapse_says_so_and_add_many_makes_users_reachable(
+    make_redis_book: RedisBookFactory, client: redis.asyncio.Redis, prefix: str
+) -> None:
+    one = await make_redis_book("s1")
+    two = await make_redis_book("s2")
+    live = {"alice": ["s2/c1"], "bob": ["s2/c2"]}
+    await two.add_many(live, TTL)
+
+    # s2's liveness key lapses once (a slow event loop, an eviction), and a
+    # lookup on s1 meanwhile removes s2's addresses.
+    await client.delete(f"{prefix}server:{{s2}}")
+    assert await one.lookup(["alice", "bob"]) == {"alice": [], "bob": []}
+
+    # The refresh alone cannot bring them back, but it tells s2 to.
+    assert await two.refresh(live, TTL) is True
+    assert await one.lookup(["alice", "bob"]) == {"alice": [], "bob": []}
+    assert await two.add_many(live, TTL) == []
+
+    assert await one.lookup(["alice", "bob"]) == {
+        "alice": ["s2/c1"],
+        "bob": ["s2/c2"],
+    }
+    assert await two.refresh(live, TTL) is False
+
+
+async def test_refresh_finding_another_value_in_the_liveness_key_reports_a_lapse(
+    make_redis_book: RedisBookFactory, client: redis.asyncio.Redis, prefix: str
+) -> None:
+    book = await make_redis_book("s1")
+
+    # What a refresh whose reply was lost, then retried, would find there.
+    await client.set(f"{prefix}server:{{s1}}", "not what s1 wrote last")
+
+    assert await book.refresh({}, TTL) is True
+    assert await book.refresh({}, TTL) is False
+
+
 async def test_refresh_before_start_is_a_programming_error(
     make_redis_book: RedisBookFactory,
 ) -> None:
@@ -219,6 +256,44 @@ async def test_lookup_of_1000_ghost_addresses_returns_nothing_and_removes_them(
     assert calls["exists"] == 21
 
 
+async def test_add_many_is_one_script_call_per_user_whatever_the_addresses(
+    make_redis_book: RedisBookFactory,
+    own_redis: RedisProcess,
+    own_client: redis.asyncio.Redis,
+) -> None:
+    book = await make_redis_book(url=own_redis.url)
+    await book.add("warm-up", "s1/c0", TTL)  # loads the script
+    entries = {f"u{u}": [f"s1/c{u}-{c}" for c in range(10)] for u in range(100)}
+
+    before = await command_calls(own_client)
+    assert await book.add_many(entries, TTL) == []
+    after = await command_calls(own_client)
+
+    # One script call per user, sent in one pipeline without a SCRIPT
+    # EXISTS ahead of it. (The commands the script runs count too.)
+    calls = difference(before, after)
+    assert calls["evalsha"] == 100
+    assert [name for name in calls if name.startswith("script")] == []
+    found = await book.lookup(list(entries))
+    assert all(len(addresses) == 10 for addresses in found.values())
+
+
+async def test_add_many_loads_the_script_when_redis_forgot_it(
+    make_redis_book: RedisBookFactory,
+    own_redis: RedisProcess,
+    own_client: redis.asyncio.Redis,
+) -> None:
+    book = await make_redis_book(url=own_redis.url)
+    await book.add("alice", "s1/c1", TTL)
+    await own_client.script_flush()
+
+    assert await book.add_many({"alice": ["s1/c2"], "bob": ["s1/c3"]}, TTL) == []
+
+    found = await book.lookup(["alice", "bob"])
+    assert sorted(found["alice"]) == ["s1/c1", "s1/c2"]
+    assert found["bob"] == ["s1/c3"]
+
+
 # Outages.
 
 
@@ -282,14 +357,15 @@ async def test_address_book_recovers_when_redis_comes_back(
     assert not book.ready
 
     # The restarted server is empty: the liveness key comes back with the
-    # next refresh, addresses only with the next add.
+    # next refresh, which reports the lapse, the addresses with add_many.
     await own_redis.start()
     await asyncio.sleep(3 * UNIT)
-    await book.refresh({}, TTL)
-    await book.add("alice", "s1/c2", TTL)
+    assert await book.refresh({"alice": ["s1/c1"]}, TTL) is True
+    assert await book.lookup(["alice"]) == {"alice": []}
+    await book.add_many({"alice": ["s1/c1"]}, TTL)
 
     assert book.ready
-    assert await book.lookup(["alice"]) == {"alice": ["s1/c2"]}
+    assert await book.lookup(["alice"]) == {"alice": ["s1/c1"]}
 
 
 async def test_server_started_while_redis_is_down_is_announced_by_refresh(
@@ -303,7 +379,8 @@ async def test_server_started_while_redis_is_down_is_announced_by_refresh(
     await own_redis.start()
 
     await book.add("alice", "s1/c1", 3 * UNIT)
-    await book.refresh({"alice": ["s1/c1"]}, TTL)
+    # Whether the key lapsed was never known: adding again is the safe side.
+    assert await book.refresh({"alice": ["s1/c1"]}, TTL) is True
     await asyncio.sleep(4 * UNIT)
 
     # Announced, and refreshed on Redis's clock although start never read it.

@@ -27,6 +27,7 @@ __all__ = [
     "create_database",
     "drop_database",
     "empty_url",
+    "postgres_store",
     "postgres_test_url",
     "store",
     "store_url",
@@ -114,6 +115,18 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 async def store(store_url: str) -> AsyncIterator[SqlStore]:
     store = SqlStore(store_url)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+async def postgres_store(postgres_test_url: str) -> AsyncIterator[SqlStore]:
+    """A store on PostgreSQL alone, for what only PostgreSQL does."""
+    await empty_tables(postgres_test_url)
+    store = SqlStore(postgres_test_url)
     await store.open()
     try:
         yield store

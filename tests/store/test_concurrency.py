@@ -142,3 +142,19 @@ async def test_concurrent_appends_leave_no_gap_and_no_duplicate(
     returned = [message for batch in results for message in batch]
     assert all(m.seq == by_client_id[m.client_id] for m in returned)
     assert sum(message.new for message in returned) == 200
+
+
+async def test_tabs_starting_a_chat_on_every_server_at_once_share_one_conversation(
+    stores: list[SqlStore],
+) -> None:
+    customer = await stores[0].create_visitor("Visitor", "")
+
+    # 20 tabs of one customer, spread over three servers.
+    servers = itertools.islice(itertools.cycle(stores), 20)
+    results = await asyncio.gather(
+        *(server.latest_or_create_conversation(customer.id) for server in servers)
+    )
+
+    assert len({conversation.id for conversation, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    assert len(await stores[0].conversations()) == 1

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
+import time
+from collections.abc import AsyncIterator
 from dataclasses import replace
 
+import asyncpg
 import pytest
 import sqlalchemy
 import sqlalchemy.exc
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from switchboard.errors import NotFound, StoreError
+from switchboard.errors import InvalidInput, NotFound, StoreError
 from switchboard.store import (
     Agent,
     AgentStatus,
@@ -19,8 +26,11 @@ from switchboard.store import (
     NewMessage,
     Store,
 )
-from switchboard.store.migrate import upgrade
+from switchboard.store.migrate import make_migration_engine, upgrade
 from switchboard.store.sql import SqlStore, for_writing, make_engine
+from tests.backplane.support import UNIT
+
+from .conftest import asyncpg_dsn
 
 # The smallest pause that time.time() surely tells apart, for ordering by
 # last_assigned_at.
@@ -174,6 +184,44 @@ async def test_latest_conversation_is_the_customers_newest(store: SqlStore) -> N
     await make_conversation(store)  # someone else's
 
     assert await store.latest_conversation(customer.id) == newest
+
+
+async def test_latest_or_create_creates_a_queued_conversation_once(
+    store: SqlStore,
+) -> None:
+    customer = await store.create_visitor("Visitor", "")
+
+    conversation, created = await store.latest_or_create_conversation(customer.id)
+    again, created_again = await store.latest_or_create_conversation(customer.id)
+
+    assert (created, created_again) == (True, False)
+    assert conversation.state == ConversationState.QUEUED
+    assert again == conversation == await store.latest_conversation(customer.id)
+
+
+async def test_latest_or_create_returns_the_latest_whatever_its_state(
+    store: SqlStore,
+) -> None:
+    ada = await make_agent(store, "ada")
+    customer = await store.create_visitor("Visitor", "")
+    await store.create_conversation(customer.id)
+    newest = await store.create_conversation(customer.id)
+    await store.take(newest.id, ada.id)
+    await store.close_conversation(newest.id, ada.id)
+
+    found, created = await store.latest_or_create_conversation(customer.id)
+
+    assert not created
+    assert found == await store.conversation(newest.id)
+    assert found.state == ConversationState.CLOSED
+
+
+async def test_latest_or_create_for_a_missing_customer_raises_not_found(
+    store: SqlStore,
+) -> None:
+    with pytest.raises(NotFound):
+        await store.latest_or_create_conversation(404)
+    assert await store.conversations() == []
 
 
 async def test_queue_is_in_queued_order(store: SqlStore) -> None:
@@ -711,6 +759,110 @@ async def test_database_errors_become_store_errors(empty_url: str) -> None:
         assert not isinstance(caught.value, NotFound)
     finally:
         await store.close()
+
+
+async def test_value_postgresql_refuses_raises_invalid_input(
+    postgres_store: SqlStore,
+) -> None:
+    store = postgres_store
+    conversation = await make_conversation(store)
+    good = text(conversation.id, "good")
+    bad = replace(text(conversation.id, "bad"), body="a NUL \x00 inside")
+
+    with pytest.raises(InvalidInput) as caught:
+        await store.append([good, bad])
+    assert isinstance(caught.value.__cause__, sqlalchemy.exc.DBAPIError)
+
+    # Nothing of the failed batch was stored; the good message alone is.
+    stored = await store.append([good])
+    assert [(message.seq, message.new) for message in stored] == [(1, True)]
+    assert (await store.conversation(conversation.id)).last_seq == 1
+
+
+@contextlib.asynccontextmanager
+async def customer_locked(url: str, customer_id: int) -> AsyncIterator[None]:
+    """Hold a lock that writes to the customer wait for, as a stuck
+    transaction of another process would."""
+    if make_url(url).get_backend_name() == "sqlite":
+        database = make_url(url).database
+        assert database is not None
+        connection = sqlite3.connect(database, isolation_level=None)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            yield
+        finally:
+            connection.close()
+        return
+
+    pg = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        async with pg.transaction():
+            lock = "SELECT id FROM customers WHERE id = $1 FOR UPDATE"
+            await pg.execute(lock, customer_id)
+            yield
+    finally:
+        await pg.close()
+
+
+async def test_write_held_up_by_a_stuck_lock_times_out(store_url: str) -> None:
+    store = SqlStore(store_url, timeout=UNIT, lock_timeout=UNIT)
+    await store.open()
+    try:
+        customer = await store.create_visitor("Visitor", "")
+
+        async with customer_locked(store_url, customer.id):
+            started = time.monotonic()
+            with pytest.raises(StoreError, match="timed out") as caught:
+                await store.update_customer(customer.id, "Ann", "")
+            assert time.monotonic() - started < 25 * UNIT
+        assert caught.value.__cause__ is not None
+
+        # Once the lock is gone, the same call goes through.
+        await store.update_customer(customer.id, "Ann", "")
+        assert (await store.customer(customer.id)).name == "Ann"
+    finally:
+        await store.close()
+
+
+async def test_statement_running_past_the_timeout_is_cancelled(
+    postgres_test_url: str,
+) -> None:
+    # A long lock timeout, so that the statement timeout ends the wait.
+    store = SqlStore(postgres_test_url, timeout=UNIT, lock_timeout=50 * UNIT)
+    await store.open()
+    try:
+        customer = await store.create_visitor("Visitor", "")
+
+        async with customer_locked(postgres_test_url, customer.id):
+            started = time.monotonic()
+            with pytest.raises(StoreError, match="timed out") as caught:
+                await store.update_customer(customer.id, "Ann", "")
+            assert time.monotonic() - started < 25 * UNIT
+
+        # query_canceled: PostgreSQL's statement timeout, not asyncpg's.
+        cause = caught.value.__cause__
+        assert isinstance(cause, sqlalchemy.exc.DBAPIError)
+        assert getattr(cause.orig, "sqlstate", None) == "57014"
+    finally:
+        await store.close()
+
+
+async def test_postgresql_sessions_carry_the_timeouts(postgres_test_url: str) -> None:
+    async def timeouts(engine: AsyncEngine) -> tuple[str, str]:
+        query = sqlalchemy.text(
+            "SELECT current_setting('statement_timeout'),"
+            " current_setting('lock_timeout')"
+        )
+        try:
+            async with engine.connect() as conn:
+                statement, lock = (await conn.execute(query)).one()
+                return statement, lock
+        finally:
+            await engine.dispose()
+
+    assert await timeouts(make_engine(postgres_test_url)) == ("10s", "5s")
+    migrating = make_migration_engine(postgres_test_url)
+    assert await timeouts(migrating) == ("10min", "10min")
 
 
 async def test_closed_store_raises_store_error(store: SqlStore) -> None:

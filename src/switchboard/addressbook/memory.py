@@ -42,22 +42,15 @@ class MemoryAddressBook:
         self._users.clear()
 
     async def add(self, user: str, address: str, ttl: float) -> list[str]:
-        entries = self._live_entries(user)
-        entries.pop(address, None)
-        entries[address] = self.clock() + ttl
+        return self._add(user, [address], ttl)
 
-        # Drop the soonest-expiring addresses, never the one just added:
-        # the caller is about to use it.
-        excess = len(entries) - self.max_per_user
-        if excess <= 0:
-            return []
-        others = sorted(
-            (a for a in entries if a != address),
-            key=entries.__getitem__,
-        )
-        dropped = others[:excess]
-        for old in dropped:
-            del entries[old]
+    async def add_many(
+        self, entries: Mapping[str, Iterable[str]], ttl: float
+    ) -> list[str]:
+        dropped: list[str] = []
+        for user, addresses in entries.items():
+            if new := list(dict.fromkeys(addresses)):
+                dropped += self._add(user, new, ttl)
         return dropped
 
     async def remove(self, user: str, address: str) -> None:
@@ -68,7 +61,7 @@ class MemoryAddressBook:
         if not entries:
             del self._users[user]
 
-    async def refresh(self, live: Mapping[str, Iterable[str]], ttl: float) -> None:
+    async def refresh(self, live: Mapping[str, Iterable[str]], ttl: float) -> bool:
         expiry = self.clock() + ttl
         for user, addresses in live.items():
             # An address that expired or was removed stays gone, exactly as
@@ -80,6 +73,9 @@ class MemoryAddressBook:
             if not entries:
                 del self._users[user]
 
+        # Nothing but this server can lapse, and then nobody looks.
+        return False
+
     async def lookup(self, users: Sequence[str]) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
         for user in users:
@@ -88,6 +84,30 @@ class MemoryAddressBook:
             if not entries:
                 del self._users[user]
         return found
+
+    def _add(self, user: str, addresses: list[str], ttl: float) -> list[str]:
+        """Add distinct ``addresses`` for ``user``; return those dropped."""
+        entries = self._live_entries(user)
+        expiry = self.clock() + ttl
+        for address in addresses:
+            entries.pop(address, None)
+            entries[address] = expiry
+
+        # Drop the soonest-expiring addresses, never one just added while
+        # others remain: the caller is about to use it. Should the new ones
+        # alone be too many, the first of them go.
+        excess = len(entries) - self.max_per_user
+        if excess <= 0:
+            return []
+        new = set(addresses)
+        others = sorted(
+            (a for a in entries if a not in new),
+            key=entries.__getitem__,
+        )
+        dropped = (others + addresses)[:excess]
+        for old in dropped:
+            del entries[old]
+        return dropped
 
     def _live_entries(self, user: str) -> dict[str, float]:
         """Return ``user``'s entries after dropping the expired ones.

@@ -4,7 +4,7 @@ Layout, with ``prefix`` (``sb:`` by default) in front of every key::
 
     {prefix}addr:{<user>}      sorted set: member = address,
                                score = expiry in Unix ms on Redis's clock
-    {prefix}server:{<id>}      "1" while app server <id> is alive (PX TTL)
+    {prefix}server:{<id>}      a token while app server <id> is alive (PX TTL)
 
 The braces are Redis Cluster hash tags: every key of one user hashes on the
 user id alone, so a user's keys stay in one slot whatever the prefix. A
@@ -29,24 +29,38 @@ talks to. Redis Cluster refuses it: a cluster variant would run the prune
 and range per slot and check liveness keys in a second round trip. The
 other calls touch one user's key at a time and are cluster-safe as they are.
 
+Should a server's liveness key lapse (an event loop too slow to refresh in
+time, an eviction, a Redis restart), the next lookup of any server removes
+that server's addresses, and a refresh, which only updates addresses still
+present, cannot bring them back. So each refresh writes a new random token
+into the liveness key with ``SET ... GET`` (Redis 6.2 or later) and checks
+that the value it replaced is the token it wrote last. Finding nothing
+there, or something else, means that the key lapsed (or may have), and
+:meth:`RedisAddressBook.refresh` returns True for the caller to add its
+addresses again with :meth:`RedisAddressBook.add_many`.
+
 Errors of redis-py are translated into :class:`~switchboard.errors.
 AddressBookError`. Calls have socket timeouts and retry transient connection
 errors with jittered exponential backoff. Every call is idempotent, so a
 retry after a lost reply does no harm, with one blind spot: if the reply to
 an add that dropped addresses over the cap is lost, the retry reports none
-dropped, and those connections learn of it only when they reconnect. A
+dropped, and those connections learn of it only when they reconnect. (A
+refresh retried after a lost reply finds its own token in the liveness key,
+which it reports as a lapse: adding the addresses again costs little.) A
 :class:`~switchboard.breaker.Breaker` makes calls fail fast while Redis
 keeps failing.
 
 Logging (``switchboard.addressbook``): WARNING when the breaker opens
-("degraded"), INFO when it closes ("recovered") and when
+("degraded"), INFO when it closes ("recovered"), when
 :meth:`RedisAddressBook.start` cannot announce the server or
-:meth:`RedisAddressBook.close` cannot withdraw it.
+:meth:`RedisAddressBook.close` cannot withdraw it, and when a refresh finds
+that this server's liveness lapsed.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
@@ -54,7 +68,7 @@ from typing import TypeVar
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from ..breaker import Breaker, BreakerState
 from ..errors import AddressBookError
@@ -68,25 +82,39 @@ T = TypeVar("T")
 # Both scripts compute "now" the same way: Unix ms on the Redis server.
 # An address whose expiry equals "now" is already expired.
 
+# KEYS[1] is a user's key; ARGV is the TTL in ms, the cap, then the
+# addresses to add, without repeats.
 ADD_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local key, address = KEYS[1], ARGV[1]
-local ttl, cap = tonumber(ARGV[2]), tonumber(ARGV[3])
+local key = KEYS[1]
+local ttl, cap = tonumber(ARGV[1]), tonumber(ARGV[2])
 
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-redis.call('ZADD', key, now + ttl, address)
+local new = {}
+for i = 3, #ARGV do
+    redis.call('ZADD', key, now + ttl, ARGV[i])
+    new[ARGV[i]] = true
+end
 
--- Over the cap, drop the soonest-expiring addresses, but never the one
--- just added: its connection is about to be used. Reading one extra
--- member leaves enough to choose from when the new one is among them.
+-- Over the cap, drop the soonest-expiring addresses, but not the ones
+-- just added: their connections are about to be used. Reading as many
+-- extra members as were added leaves enough others to choose from. Only
+-- when the new addresses alone are too many do the first of them go.
 local dropped = {}
 local excess = redis.call('ZCARD', key) - cap
 if excess > 0 then
-    for _, old in ipairs(redis.call('ZRANGE', key, 0, excess)) do
-        if old ~= address and #dropped < excess then
+    local added = #ARGV - 2
+    for _, old in ipairs(redis.call('ZRANGE', key, 0, excess + added - 1)) do
+        if not new[old] and #dropped < excess then
             dropped[#dropped + 1] = old
         end
+    end
+    for i = 3, #ARGV do
+        if #dropped == excess then
+            break
+        end
+        dropped[#dropped + 1] = ARGV[i]
     end
     redis.call('ZREM', key, unpack(dropped))
 end
@@ -187,6 +215,9 @@ class RedisAddressBook:
 
         self._server_key: str | None = None
         self._server_ttl_ms = 0
+        # The token this server last wrote into its liveness key, once known
+        # to be there.
+        self._token: str | None = None
         # Redis's clock in Unix ms minus our monotonic clock in ms, once known.
         self._clock_offset_ms: float | None = None
 
@@ -207,12 +238,14 @@ class RedisAddressBook:
         self._server_ttl_ms = _ms(server_ttl)
 
         async def announce() -> None:
+            token = secrets.token_hex(8)
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.time()
-                pipe.set(server_key, "1", px=self._server_ttl_ms)
+                pipe.set(server_key, token, px=self._server_ttl_ms)
                 sent = time.monotonic()
                 replies = await pipe.execute()
             self._sync_clock(replies[0], sent)
+            self._token = token
 
         try:
             await self._call("start", announce)
@@ -233,22 +266,63 @@ class RedisAddressBook:
 
     async def add(self, user: str, address: str, ttl: float) -> list[str]:
         keys = [self._user_key(user)]
-        args: list[str | int] = [address, _ms(ttl), self.max_per_user]
+        args: list[str | int] = [_ms(ttl), self.max_per_user, address]
         dropped = await self._call("add", lambda: self._add(keys, args))
         return list(dropped)
+
+    async def add_many(
+        self, entries: Mapping[str, Iterable[str]], ttl: float
+    ) -> list[str]:
+        """Add many addresses in one round trip: one script call per user."""
+        batch = {user: list(dict.fromkeys(found)) for user, found in entries.items()}
+        args: dict[str, list[str | int]] = {
+            self._user_key(user): [_ms(ttl), self.max_per_user, *addresses]
+            for user, addresses in batch.items()
+            if addresses
+        }
+        if not args:
+            return []
+
+        async def push() -> list[list[str]]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key, values in args.items():
+                    pipe.evalsha(self._add.sha, 1, key, *values)
+                replies: list[list[str]] = await pipe.execute()
+                return replies
+
+        async def push_or_load() -> list[list[str]]:
+            # A pipeline does not load scripts by itself (redis-py's own way
+            # costs a round trip more on every call), and after a restart
+            # Redis has forgotten them. Nothing ran then, so run it again.
+            try:
+                return await push()
+            except NoScriptError:
+                await self._redis.script_load(ADD_SCRIPT)
+                return await push()
+
+        replies = await self._call("add_many", push_or_load)
+        return [address for dropped in replies for address in dropped]
 
     async def remove(self, user: str, address: str) -> None:
         key = self._user_key(user)
         await self._call("remove", lambda: self._redis.zrem(key, address))
 
-    async def refresh(self, live: Mapping[str, Iterable[str]], ttl: float) -> None:
+    async def refresh(self, live: Mapping[str, Iterable[str]], ttl: float) -> bool:
+        """See :meth:`AddressBook.refresh`.
+
+        Also True when the liveness key held something else than what
+        this server knows it wrote last, such as the token of a refresh
+        whose reply was lost, or when start could not reach Redis: whether
+        the key lapsed is unknown then, and adding again is harmless.
+        """
         server_key = self._server_key
         if server_key is None:
             raise RuntimeError("refresh before start")
         batch = {user: list(addresses) for user, addresses in live.items()}
         ttl_ms = _ms(ttl)
+        token = secrets.token_hex(8)
 
-        async def push() -> None:
+        async def push() -> bool:
             # Without any reading of Redis's clock yet (start could not reach
             # Redis), scores would be meaningless: read it first, this once.
             offset = self._clock_offset_ms
@@ -273,13 +347,19 @@ class RedisAddressBook:
                     pipe.zremrangebyscore(key, "-inf", now)
                     pipe.zadd(key, dict.fromkeys(addresses, expiry), xx=True, gt=True)
                     pipe.pexpireat(key, expiry, gt=True)
-                pipe.set(server_key, "1", px=self._server_ttl_ms)
+                pipe.set(server_key, token, px=self._server_ttl_ms, get=True)
 
                 sent = time.monotonic()
                 replies = await pipe.execute()
             self._sync_clock(replies[0], sent)
 
-        await self._call("refresh", push)
+            previous, self._token = self._token, token
+            return previous is None or replies[-1] != previous
+
+        lapsed = await self._call("refresh", push)
+        if lapsed:
+            logger.info("liveness of this server lapsed: %s", server_key)
+        return lapsed
 
     async def lookup(self, users: Sequence[str]) -> dict[str, list[str]]:
         distinct = list(dict.fromkeys(users))

@@ -9,7 +9,8 @@ is half-written.
 Atomicity that routing relies on lives here: assigning, transferring and
 closing a conversation each run in one transaction that locks the rows it
 reads, so two app servers never assign one conversation twice or push an
-agent over capacity.
+agent over capacity, and finding or creating a customer's conversation
+locks the customer, so two tabs starting a chat at once share one.
 """
 
 from __future__ import annotations
@@ -204,6 +205,18 @@ class Store(Protocol):
 
     async def create_conversation(self, customer_id: int) -> Conversation:
         """Create a QUEUED conversation (queued_at = now)."""
+
+    async def latest_or_create_conversation(
+        self, customer_id: int
+    ) -> tuple[Conversation, bool]:
+        """The customer's latest conversation, or a new QUEUED one.
+
+        The latest is returned whatever its state; the flag is True when
+        this call created the conversation. Atomic across app servers: of
+        concurrent calls for one customer (two tabs starting a chat at
+        once), one creates and the others return its conversation. Raise
+        NotFound if there is no such customer.
+        """
 
     async def conversations(
         self,

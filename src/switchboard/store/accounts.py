@@ -20,7 +20,7 @@ from switchboard.store import Agent, AgentStatus, CannedResponse, Customer, Left
 from switchboard.store.engine import SqlBase
 from switchboard.store.models import Base
 
-__all__ = ["AGENTS", "AccountsMixin", "lock_agent"]
+__all__ = ["AGENTS", "AccountsMixin", "lock_agent", "lock_customer"]
 
 AGENTS = Base.metadata.tables["agents"]
 CUSTOMERS = Base.metadata.tables["customers"]
@@ -302,6 +302,19 @@ async def lock_agent(conn: AsyncConnection, agent_id: int) -> Row[Any]:
     if row is None:
         raise NotFound(f"no agent {agent_id}")
     return row
+
+
+async def lock_customer(conn: AsyncConnection, customer_id: int) -> None:
+    # FOR NO KEY UPDATE, like every lock of the store: it queues the other
+    # callers that lock the customer, while rows that merely refer to it,
+    # such as a left message, can still be inserted.
+    query = (
+        select(CUSTOMERS.c.id)
+        .where(CUSTOMERS.c.id == customer_id)
+        .with_for_update(key_share=True)
+    )
+    if (await conn.execute(query)).one_or_none() is None:
+        raise NotFound(f"no customer {customer_id}")
 
 
 # -- rows to records ----------------------------------------------------------

@@ -14,6 +14,23 @@ acknowledged message, reaches the disk before the call returns, so it
 survives a process kill and a power cut alike. ``NORMAL`` would survive a
 killed process too, but not a power cut, and batching appends already
 spreads the cost of the fsync over many messages.
+
+Timeouts
+--------
+
+Nothing waits on the database without a bound, so that one stuck lock or
+a database that stops answering stalls a few calls, not the server. On
+PostgreSQL the server cancels a statement after :data:`STATEMENT_TIMEOUT`
+and a wait for a lock after :data:`LOCK_TIMEOUT`; asyncpg gives up on a
+reply a second after the statement timeout (a server that no longer
+answers cannot cancel anything); a call waits at most :data:`POOL_TIMEOUT`
+for a free connection. On SQLite a writer waits for another process's lock
+up to the busy timeout, :data:`STATEMENT_TIMEOUT` too. Each of these
+becomes a :class:`~switchboard.errors.StoreError` saying that the database
+timed out, to be handled like a lost connection: the same call may succeed
+later. The transaction is not run again here, which would only make the
+caller wait longer. Migrations run with :data:`MIGRATION_TIMEOUT` instead;
+see :mod:`switchboard.store.migrate`.
 """
 
 from __future__ import annotations
@@ -28,19 +45,47 @@ from alembic.migration import MigrationContext
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from switchboard.errors import StoreError
+from switchboard.errors import InvalidInput, StoreError
 
-__all__ = ["SqlBase", "for_writing", "make_engine", "normalize_url"]
+__all__ = [
+    "LOCK_TIMEOUT",
+    "MIGRATION_TIMEOUT",
+    "POOL_TIMEOUT",
+    "STATEMENT_TIMEOUT",
+    "SqlBase",
+    "for_writing",
+    "make_engine",
+    "normalize_url",
+]
 
 logger = logging.getLogger("switchboard.store")
 
 T = TypeVar("T")
 
-# Seconds a SQLite connection waits for another process's write lock.
-SQLITE_BUSY_TIMEOUT = 30.0
+# Seconds one statement may run, and the reply to it take, on PostgreSQL;
+# also how long a SQLite connection waits for another process's write lock.
+STATEMENT_TIMEOUT = 10.0
+
+# Seconds a PostgreSQL statement may wait for a lock. Shorter than the
+# statement timeout, so that a stuck lock says so rather than "too slow".
+LOCK_TIMEOUT = 5.0
+
+# Seconds a call waits for a free connection of the pool.
+POOL_TIMEOUT = 10.0
+
+# The statement and lock timeouts of migrations: they may rewrite a large
+# table, or wait for another server's migration to finish.
+MIGRATION_TIMEOUT = 600.0
 
 # How many times a transaction runs when the database asks for a retry.
 ATTEMPTS = 5
@@ -48,6 +93,13 @@ ATTEMPTS = 5
 # SQLSTATEs after which PostgreSQL has rolled back and a retry may succeed:
 # serialization_failure and deadlock_detected.
 RETRY_SQLSTATES = {"40001", "40P01"}
+
+# SQLSTATEs of a statement cancelled by a timeout: query_canceled (the
+# statement timeout) and lock_not_available (the lock timeout).
+TIMEOUT_SQLSTATES = {"57014", "55P03"}
+
+# SQLite's result code when the busy timeout ran out.
+SQLITE_BUSY = 5
 
 # Execution option that makes a SQLite transaction begin IMMEDIATE.
 WRITE_OPTION = "switchboard_write"
@@ -82,20 +134,43 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def make_engine(url: str) -> AsyncEngine:
+def make_engine(
+    url: str,
+    *,
+    timeout: float = STATEMENT_TIMEOUT,
+    lock_timeout: float = LOCK_TIMEOUT,
+) -> AsyncEngine:
     """Create an async engine set up as the store needs it.
 
-    On SQLite, this sets the pragmas of every connection and takes over
-    BEGIN from the driver; see :func:`for_writing`.
+    ``timeout`` bounds a statement and, on SQLite, the wait for the write
+    lock; ``lock_timeout`` bounds a wait for a lock on PostgreSQL. On
+    SQLite, this sets the pragmas of every connection and takes over BEGIN
+    from the driver; see :func:`for_writing`.
     """
     url = normalize_url(url)
     if make_url(url).get_backend_name() != "sqlite":
+        # The server cancels what runs or waits too long; asyncpg's own
+        # timeouts cover a server that stopped answering, a little later
+        # so that the server's error, which says what happened, comes first.
+        connect_args = {
+            "timeout": timeout,
+            "command_timeout": timeout + 1,
+            "server_settings": {
+                "statement_timeout": f"{_ms(timeout)}ms",
+                "lock_timeout": f"{_ms(lock_timeout)}ms",
+            },
+        }
         # Connections left idle may have been closed by the server or a
         # proxy; check before use rather than fail the first query.
-        return create_async_engine(url, pool_pre_ping=True)
+        return create_async_engine(
+            url,
+            connect_args=connect_args,
+            pool_pre_ping=True,
+            pool_timeout=POOL_TIMEOUT,
+        )
 
-    engine = create_async_engine(url)
-    event.listen(engine.sync_engine, "connect", _sqlite_connect)
+    engine = create_async_engine(url, pool_timeout=POOL_TIMEOUT)
+    event.listen(engine.sync_engine, "connect", _sqlite_connector(timeout))
     event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine
 
@@ -108,17 +183,20 @@ def for_writing(engine: AsyncEngine) -> AsyncEngine:
     return engine.execution_options(**{WRITE_OPTION: True})
 
 
-def _sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
-    # The sqlite3 module begins transactions implicitly, late and never
-    # IMMEDIATE; turning that off lets _sqlite_begin do it instead.
-    dbapi_connection.isolation_level = None
+def _sqlite_connector(busy_timeout: float) -> Callable[[Any, Any], None]:
+    def connect(dbapi_connection: Any, connection_record: Any) -> None:
+        # The sqlite3 module begins transactions implicitly, late and never
+        # IMMEDIATE; turning that off lets _sqlite_begin do it instead.
+        dbapi_connection.isolation_level = None
 
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT * 1000)}")
-    cursor.close()
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={_ms(busy_timeout)}")
+        cursor.close()
+
+    return connect
 
 
 def _sqlite_begin(connection: Connection) -> None:
@@ -140,10 +218,19 @@ class SqlBase:
     ``database_url`` is any URL :func:`normalize_url` accepts. The schema
     must have been brought to the latest migration with
     :func:`switchboard.store.migrate.upgrade`; :meth:`open` checks it.
+    ``timeout`` and ``lock_timeout`` are those of :func:`make_engine`.
     """
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        timeout: float = STATEMENT_TIMEOUT,
+        lock_timeout: float = LOCK_TIMEOUT,
+    ) -> None:
         self.url = normalize_url(database_url)
+        self.timeout = timeout
+        self.lock_timeout = lock_timeout
         self.sqlite = make_url(self.url).get_backend_name() == "sqlite"
         self._engine: AsyncEngine | None = None
         self._writer: AsyncEngine | None = None
@@ -156,7 +243,9 @@ class SqlBase:
         from switchboard.store.migrate import head_revision
 
         # Connecting now also fails early on a wrong URL or password.
-        engine = make_engine(self.url)
+        engine = make_engine(
+            self.url, timeout=self.timeout, lock_timeout=self.lock_timeout
+        )
         try:
             async with engine.connect() as conn:
                 current = await conn.run_sync(_schema_revision)
@@ -245,13 +334,42 @@ def _retryable(exc: DBAPIError, duplicates: bool) -> bool:
 def _store_error(exc: BaseException) -> StoreError:
     # The driver's message may hold values from the query: it goes to the
     # log with the chained exception, not into our message.
+    if _timed_out(exc):
+        return StoreError("the database timed out")
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return StoreError("lost the connection to the database")
     if isinstance(exc, OSError):
         return StoreError(f"cannot reach the database: {exc.strerror or exc}")
-    if isinstance(exc, DBAPIError):
-        # The SQLSTATE says what went wrong without saying on what data.
-        sqlstate = getattr(exc.orig, "sqlstate", None)
-        if sqlstate:
-            return StoreError(f"database error: {type(exc).__name__} ({sqlstate})")
+    if not isinstance(exc, DBAPIError):
+        return StoreError(f"database error: {type(exc).__name__}")
+
+    # The SQLSTATE says what went wrong without saying on what data. Class
+    # 22 (data exception) is a value the database cannot store, such as a
+    # NUL character in text on PostgreSQL: retrying cannot help, but the
+    # other rows of a batch may be fine on their own.
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if (sqlstate or "").startswith("22") or isinstance(exc, DataError):
+        detail = f" ({sqlstate})" if sqlstate else ""
+        return InvalidInput(f"the database refused a value{detail}")
+    if sqlstate:
+        return StoreError(f"database error: {type(exc).__name__} ({sqlstate})")
     return StoreError(f"database error: {type(exc).__name__}")
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Did a timeout of ours end the call, rather than a failure?"""
+    # The pool's, asyncpg's (a builtin TimeoutError), PostgreSQL's, and
+    # SQLite's busy timeout, which ends with SQLITE_BUSY (5, or an extended
+    # code whose low byte is 5).
+    if isinstance(exc, PoolTimeout | TimeoutError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if getattr(exc.orig, "sqlstate", None) in TIMEOUT_SQLSTATES:
+        return True
+    return getattr(exc.orig, "sqlite_errorcode", 0) & 0xFF == SQLITE_BUSY
+
+
+def _ms(seconds: float) -> int:
+    """Convert a duration to whole milliseconds, at least one."""
+    return max(1, round(seconds * 1000))

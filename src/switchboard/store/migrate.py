@@ -22,11 +22,12 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from switchboard.errors import StoreError
-from switchboard.store.engine import for_writing, make_engine
+from switchboard.store.engine import MIGRATION_TIMEOUT, for_writing, make_engine
 
-__all__ = ["head_revision", "upgrade", "upgrade_sync"]
+__all__ = ["head_revision", "make_migration_engine", "upgrade", "upgrade_sync"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -52,7 +53,7 @@ def head_revision() -> str:
 
 async def upgrade(database_url: str, revision: str = "head") -> None:
     """Run the migrations on ``database_url`` up to ``revision``."""
-    engine = make_engine(database_url)
+    engine = make_migration_engine(database_url)
     try:
         async with for_writing(engine).begin() as conn:
             if conn.dialect.name == "postgresql":
@@ -68,6 +69,17 @@ async def upgrade(database_url: str, revision: str = "head") -> None:
 def upgrade_sync(database_url: str, revision: str = "head") -> None:
     """Like :func:`upgrade`, for callers without an event loop."""
     asyncio.run(upgrade(database_url, revision))
+
+
+def make_migration_engine(database_url: str) -> AsyncEngine:
+    """An engine whose timeouts leave room for migrations.
+
+    A migration may rewrite a large table, and waits for the migration lock
+    while another server migrates: the store's timeouts of a few seconds
+    would cut both short.
+    """
+    timeout = MIGRATION_TIMEOUT
+    return make_engine(database_url, timeout=timeout, lock_timeout=timeout)
 
 
 def _upgrade(connection: Connection, revision: str) -> None:

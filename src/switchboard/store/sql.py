@@ -14,9 +14,10 @@ take, transfer, close, append...) lock those rows first.
   UPDATE``, which is what an UPDATE takes anyway and still lets other
   transactions insert rows that refer to the locked one. Every transaction
   locks conversations before agents, each kind in ascending id order, so two
-  transactions never wait for each other in a cycle. Should the database
-  still report a deadlock or a serialization failure, the transaction is run
-  again from the start.
+  transactions never wait for each other in a cycle; the one transaction
+  that locks a customer (to find or create its conversation) locks nothing
+  else. Should the database still report a deadlock or a serialization
+  failure, the transaction is run again from the start.
 * SQLite has one writer at a time. Write transactions start with ``BEGIN
   IMMEDIATE``, which takes the write lock before the first read, so what a
   transaction reads cannot change before it commits; other processes wait up
@@ -52,7 +53,12 @@ from switchboard.store import (
     NewMessage,
     StoredMessage,
 )
-from switchboard.store.accounts import AGENTS, AccountsMixin, lock_agent
+from switchboard.store.accounts import (
+    AGENTS,
+    AccountsMixin,
+    lock_agent,
+    lock_customer,
+)
 from switchboard.store.engine import for_writing, make_engine, normalize_url
 from switchboard.store.models import Base
 
@@ -79,6 +85,8 @@ class SqlStore(AccountsMixin):
     ``database_url`` is any URL :func:`normalize_url` accepts. The schema
     must have been brought to the latest migration with
     :func:`switchboard.store.migrate.upgrade`; :meth:`open` checks it.
+    ``timeout`` bounds a statement and ``lock_timeout`` a wait for a lock,
+    in seconds (see :mod:`switchboard.store.engine`).
     """
 
     # -- conversations ----------------------------------------------------
@@ -92,42 +100,43 @@ class SqlStore(AccountsMixin):
         return _conversation(row)
 
     async def latest_conversation(self, customer_id: int) -> Conversation | None:
-        # Ids grow with time, and unlike created_at they never tie.
         async with self._reading() as conn:
-            query = (
-                select(CONVERSATIONS)
-                .where(CONVERSATIONS.c.customer_id == customer_id)
-                .order_by(CONVERSATIONS.c.id.desc())
-                .limit(1)
-            )
-            row = (await conn.execute(query)).one_or_none()
-        return None if row is None else _conversation(row)
+            return await _latest_conversation(conn, customer_id)
 
     async def create_conversation(self, customer_id: int) -> Conversation:
         async def transaction(conn: AsyncConnection) -> Conversation:
-            now = time.time()
-            query = (
-                insert(CONVERSATIONS)
-                .values(
-                    customer_id=customer_id,
-                    state=QUEUED,
-                    agent_id=None,
-                    last_agent_id=None,
-                    last_seq=0,
-                    created_at=now,
-                    queued_at=now,
-                    context=None,
-                )
-                .returning(*CONVERSATIONS.c)
-            )
             # The only constraint an insert can break is the customer's
             # foreign key.
             try:
-                return _conversation((await conn.execute(query)).one())
+                return await _insert_conversation(conn, customer_id)
             except IntegrityError as exc:
                 raise NotFound(f"no customer {customer_id}") from exc
 
         return await self._write(transaction)
+
+    async def latest_or_create_conversation(
+        self, customer_id: int
+    ) -> tuple[Conversation, bool]:
+        """See :meth:`Store.latest_or_create_conversation`.
+
+        The customer's row is the lock: of two servers starting a chat for
+        one customer at once, the second reads after the first committed,
+        so it finds the conversation the first created.
+        """
+
+        async def transaction(conn: AsyncConnection) -> tuple[Conversation, bool]:
+            await lock_customer(conn, customer_id)
+            latest = await _latest_conversation(conn, customer_id)
+            if latest is not None:
+                return latest, False
+            return await _insert_conversation(conn, customer_id), True
+
+        conversation, created = await self._write(transaction)
+        if created:
+            logger.debug(
+                "conversation %d: created for customer %d", conversation.id, customer_id
+            )
+        return conversation, created
 
     async def conversations(
         self,
@@ -557,6 +566,40 @@ class SqlStore(AccountsMixin):
 
 
 # -- steps shared by transactions ---------------------------------------------
+
+
+async def _latest_conversation(
+    conn: AsyncConnection, customer_id: int
+) -> Conversation | None:
+    # Ids grow with time, and unlike created_at they never tie.
+    query = (
+        select(CONVERSATIONS)
+        .where(CONVERSATIONS.c.customer_id == customer_id)
+        .order_by(CONVERSATIONS.c.id.desc())
+        .limit(1)
+    )
+    row = (await conn.execute(query)).one_or_none()
+    return None if row is None else _conversation(row)
+
+
+async def _insert_conversation(conn: AsyncConnection, customer_id: int) -> Conversation:
+    """Insert a QUEUED conversation for the customer."""
+    now = time.time()
+    query = (
+        insert(CONVERSATIONS)
+        .values(
+            customer_id=customer_id,
+            state=QUEUED,
+            agent_id=None,
+            last_agent_id=None,
+            last_seq=0,
+            created_at=now,
+            queued_at=now,
+            context=None,
+        )
+        .returning(*CONVERSATIONS.c)
+    )
+    return _conversation((await conn.execute(query)).one())
 
 
 async def _lock_conversation(conn: AsyncConnection, conversation_id: int) -> Row[Any]:

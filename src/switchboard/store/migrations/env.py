@@ -16,7 +16,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from switchboard.store.engine import for_writing, make_engine, normalize_url
+from switchboard.store.engine import for_writing, normalize_url
+from switchboard.store.migrate import make_migration_engine
 from switchboard.store.models import Base
 
 __all__: list[str] = []
@@ -36,7 +37,7 @@ def run(connection: Connection) -> None:
 
 
 async def run_on_url(url: str) -> None:
-    engine = make_engine(url)
+    engine = make_migration_engine(url)
     try:
         async with for_writing(engine).begin() as connection:
             await connection.run_sync(run)
