@@ -27,6 +27,7 @@ __all__ = [
     "assignments",
     "make_agents",
     "prepare_database",
+    "until_status",
 ]
 
 SECRET = "test-secret-key"
@@ -206,3 +207,13 @@ async def assignments(customers: list[Client], expected: int) -> Counter[int]:
             if frame["type"] == "assigned":
                 seen[frame["conversation"]["id"]] += 1
     return seen
+
+
+async def until_status(watcher: Client, agent_id: int, status: str) -> None:
+    """Read board frames until ``agent_id`` shows ``status``."""
+    async with asyncio.timeout(10):
+        while True:
+            frame = await watcher.receive("board")
+            entry = {a["id"]: a for a in frame["agents"]}.get(agent_id)
+            if entry is not None and entry.get("status") == status:
+                return

@@ -46,10 +46,19 @@ class Identity:
 
 
 class TokenSigner:
-    def __init__(self, secret: str) -> None:
+    """Signs and checks tokens.
+
+    Customer tokens are signed by the shop, so they may use a key of their
+    own (``customer_key``): whoever holds it can name any customer, but
+    can never mint an agent token.
+    """
+
+    def __init__(self, secret: str, customer_key: str | None = None) -> None:
         self._agents = URLSafeTimedSerializer(secret, salt="switchboard.agent")
         self._visitors = URLSafeTimedSerializer(secret, salt="switchboard.visitor")
-        self._customers = URLSafeTimedSerializer(secret, salt="switchboard.customer")
+        self._customers = URLSafeTimedSerializer(
+            customer_key or secret, salt="switchboard.customer"
+        )
 
     def agent(self, agent_id: int) -> str:
         return self._agents.dumps({"a": agent_id})
@@ -86,9 +95,12 @@ class TokenSigner:
             return None
 
 
-def customer_token(secret: str, external_id: str, name: str, email: str) -> str:
-    """Sign a token for a shop's logged-in customer (call this in the shop)."""
-    return TokenSigner(secret).customer(external_id, name, email)
+def customer_token(key: str, external_id: str, name: str, email: str) -> str:
+    """Sign a token for a shop's logged-in customer (call this in the shop).
+
+    ``key`` is the server's ``customer_key`` (or its secret key if unset).
+    """
+    return TokenSigner(key, key).customer(external_id, name, email)
 
 
 def hash_password(password: str) -> str:

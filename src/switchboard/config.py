@@ -22,6 +22,11 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_prefix: str = "sb:"
     secret_key: SecretStr = SecretStr("")
+    # The key the shop signs customer tokens with. It is given to the shop,
+    # so it must not be the server's own key (which signs agent tokens);
+    # when unset, customer tokens are signed with the secret key, which is
+    # only acceptable when the shop and Switchboard are one deployment.
+    customer_key: SecretStr | None = None
 
     # Clients ping every interval; a connection silent for the timeout is
     # closed and its address expires. The timeout spans several intervals

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from tests.chat.conftest import Clients, Server
-from tests.harness import agent_token, assignments
+from tests.harness import agent_token, assignments, until_status
 
 
 def board(server: Server, agent_id: int) -> dict[int, dict[str, Any]]:
@@ -79,7 +79,8 @@ async def test_queue_positions_move_up(
 ) -> None:
     # Agent 1 with capacity for exactly one more chat than we start first.
     agent = await clients.agent(agent_ids[0])
-    await agent.request({"type": "status", "status": "away"}, answer="board")
+    await agent.send_frame({"type": "status", "status": "away"})
+    await until_status(agent, agent_ids[0], "away")
     customers = [await clients.customer() for _ in range(3)]
     for customer in customers:
         await customer.start()
@@ -126,7 +127,8 @@ async def test_connecting_never_changes_an_agents_chosen_status(
     clients: Clients, agent_ids: list[int], server: Server
 ) -> None:
     agent = await clients.agent(agent_ids[0])
-    await agent.request({"type": "status", "status": "away"}, answer="board")
+    await agent.send_frame({"type": "status", "status": "away"})
+    await until_status(agent, agent_ids[0], "away")
     await agent.close()
 
     again = await clients.agent(agent_ids[0])

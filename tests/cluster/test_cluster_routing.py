@@ -8,7 +8,7 @@ import httpx
 
 from switchboard.client import Client
 from tests.cluster.conftest import ClusterClients
-from tests.harness import AppServer, agent_token, assignments
+from tests.harness import AppServer, agent_token, assignments, until_status
 
 
 def open_chats(server: AppServer, agent_id: int) -> dict[int, tuple[int, int]]:
@@ -52,8 +52,9 @@ async def test_take_races_across_servers_assign_each_chat_once(
         for server in (a, b):
             tab = await clients.agent(server, agent_id)
             tabs.append((agent_id, tab))
-    for _, tab in tabs[::2]:
-        await tab.request({"type": "status", "status": "away"}, answer="board")
+    for agent_id, tab in tabs[::2]:
+        await tab.send_frame({"type": "status", "status": "away"})
+        await until_status(tab, agent_id, "away")
 
     customers = [await clients.customer((a, b)[n % 2]) for n in range(50)]
     conversations = [(await c.start())["id"] for c in customers]

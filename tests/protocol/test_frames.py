@@ -131,3 +131,19 @@ def test_error_frame_carries_code_and_ref() -> None:
 def test_text_is_encoded_as_data_not_markup() -> None:
     frame = json.loads(frames.typing(1, "c:1", "<b>x</b>", True))
     assert frame["name"] == "<b>x</b>"
+
+
+@pytest.mark.parametrize("bad", ["\\u0000", "\\u0007", "\\u001b[31m", "\\u007f"])
+def test_control_characters_in_text_are_refused(bad: str) -> None:
+    text = f'{{"type":"send","conversation":1,"client_id":"c","body":"a{bad}"}}'
+    assert error_of(text) is ErrorCode.BAD_FRAME
+    hello = f'{{"type":"hello","v":1,"name":"a{bad}"}}'
+    assert error_of(hello) is ErrorCode.BAD_FRAME
+
+
+def test_tabs_and_newlines_are_text() -> None:
+    frame = parse(
+        '{"type":"send","conversation":1,"client_id":"c","body":"a\\n\\tb\\r"}', MAX
+    )
+    assert isinstance(frame, Send)
+    assert frame.body == "a\n\tb\r"

@@ -36,17 +36,30 @@ class StatusBoard:
         self._entries = entries
         self._arm()
 
-    def apply(self, event: dict[str, Any]) -> None:
-        """Apply one status event from the backplane."""
+    def apply(self, event: dict[str, Any]) -> bool:
+        """Apply one status event; return True if it made room for a chat.
+
+        Room appears when an agent becomes able to take a chat (connected,
+        online and below capacity) or, already able, closes one.
+        """
         agent_id = int(event["id"])
         entry = self._entries.setdefault(agent_id, {"id": agent_id})
         before = dict(entry)
         for key in ("name", "status", "capacity", "open_chats", "connected"):
             if key in event:
                 entry[key] = event[key]
-        if entry != before:
-            self._dirty.add(agent_id)
-            self._arm()
+        if entry == before:
+            return False
+
+        self._dirty.add(agent_id)
+        self._arm()
+        if not _has_room(entry):
+            return False
+        fewer = int(entry["open_chats"]) < int(before.get("open_chats", 0))
+        return fewer or not _has_room(before)
+
+    def has_room(self, agent_id: int) -> bool:
+        return _has_room(self._entries.get(agent_id, {}))
 
     def snapshot(self) -> str:
         return frames.board(self._entries.values(), full=True)
@@ -82,6 +95,14 @@ class StatusBoard:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+def _has_room(entry: dict[str, Any]) -> bool:
+    return (
+        bool(entry.get("connected"))
+        and entry.get("status") == "online"
+        and int(entry.get("open_chats", 0)) < int(entry.get("capacity", 0))
+    )
 
 
 def _entry(agent: Agent, connected: bool) -> dict[str, Any]:

@@ -44,6 +44,7 @@ class ConnectionState(enum.Enum):
 class Connection:
     __slots__ = (
         "_outbox",
+        "_room",
         "_writer",
         "address",
         "agent_id",
@@ -77,6 +78,9 @@ class Connection:
         self.opened = self.last_heard = time.monotonic()
         self._outbox: deque[str] = deque()
         self._writer: asyncio.Task[None] | None = None
+        # Set while the outbox is at most half full.
+        self._room = asyncio.Event()
+        self._room.set()
 
     def __repr__(self) -> str:
         return f"<Connection {self.address} {self.user or '-'} {self.state.name}>"
@@ -96,6 +100,8 @@ class Connection:
             return
 
         self._outbox.append(text)
+        if len(self._outbox) > self.max_outbox // 2:
+            self._room.clear()
         if self._writer is None:
             self._writer = asyncio.create_task(self._drain())
 
@@ -103,14 +109,29 @@ class Connection:
         try:
             while self._outbox:
                 await self.transport.send(self._outbox.popleft())
+                if len(self._outbox) <= self.max_outbox // 2:
+                    self._room.set()
         except Exception as exc:
             # The transport failed under us (peer gone); the gateway's read
             # loop notices the same and runs the disconnect path.
             logger.debug("%s: send failed: %r", self.address, exc)
             self._outbox.clear()
+            self._room.set()
             self.set_state(ConnectionState.CLOSED)
         finally:
             self._writer = None
+
+    async def drained(self, timeout: float = 30.0) -> bool:
+        """Wait until the outbox is at most half full; False if closed.
+
+        Producers of many frames (a replay) wait here between pages, so a
+        slow client is paced instead of overflowing its outbox.
+        """
+        try:
+            await asyncio.wait_for(self._room.wait(), timeout)
+        except TimeoutError:
+            return False
+        return self.state is not ConnectionState.CLOSED
 
     def close(self, code: int, reason: str) -> None:
         """Close the transport after what is queued; safe to call twice."""

@@ -13,11 +13,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NotFound, ProtocolError
+from ..errors import (
+    AddressBookError,
+    BackplaneError,
+    NotFound,
+    ProtocolError,
+    StoreError,
+)
 from ..protocol import frames as client
 from ..protocol import server as frames
 from ..protocol.codes import ErrorCode
@@ -33,6 +38,7 @@ from ..store import (
     StoredMessage,
 )
 from .board import agent_event
+from .cache import LruCache
 from .connection import Connection, Role
 from .users import AGENT_PREFIX, agent_user, customer_user
 
@@ -44,6 +50,7 @@ __all__ = ["Conversations"]
 logger = logging.getLogger("switchboard.conversations")
 
 REPLAY_PAGE = 500
+CACHE_SIZE = 10_000
 
 
 class Conversations:
@@ -53,17 +60,18 @@ class Conversations:
         # Conversations and customers read on the hot path. A conversation
         # changes state rarely, and every change is announced on the status
         # channel, which drops it here on every server.
-        self._conversations: dict[int, Conversation] = {}
-        self._customers: dict[int, Customer] = {}
-        self._customer_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._conversations: LruCache[int, Conversation] = LruCache(CACHE_SIZE)
+        self._customers: LruCache[int, Customer] = LruCache(CACHE_SIZE)
         self._drain_lock = asyncio.Lock()
+        self._drain_wanted = False
+        self._drainer: asyncio.Task[None] | None = None
         self._queue_timer: asyncio.TimerHandle | None = None
         self._agents_queue_timer: asyncio.TimerHandle | None = None
 
     # -- caches -----------------------------------------------------------
 
     def forget(self, conversation_id: int) -> None:
-        self._conversations.pop(conversation_id, None)
+        self._conversations.pop(conversation_id)
 
     def forget_all(self) -> None:
         self._conversations.clear()
@@ -72,14 +80,14 @@ class Conversations:
         conv = self._conversations.get(conversation_id)
         if conv is None:
             conv = await self.store.conversation(conversation_id)
-            self._conversations[conversation_id] = conv
+            self._conversations.put(conversation_id, conv)
         return conv
 
     async def customer(self, customer_id: int) -> Customer:
         found = self._customers.get(customer_id)
         if found is None:
             found = await self.store.customer(customer_id)
-            self._customers[customer_id] = found
+            self._customers.put(customer_id, found)
         return found
 
     def participants(self, conv: Conversation) -> list[str]:
@@ -158,7 +166,7 @@ class Conversations:
                 )
                 token = None
 
-        self._customers[customer.id] = customer
+        self._customers.put(customer.id, customer)
         conn.role = Role.CUSTOMER
         conn.customer_id = customer.id
         conn.user = customer_user(customer.id)
@@ -216,7 +224,7 @@ class Conversations:
         # The cached copy may predate an assignment made on another server;
         # read the record before refusing (refusals are rare, reads cheap).
         conv = await self.store.conversation(conversation_id)
-        self._conversations[conv.id] = conv
+        self._conversations.put(conv.id, conv)
         if not self._holds(conn, conv):
             raise ProtocolError(
                 ErrorCode.FORBIDDEN, "conversation is not assigned to you"
@@ -242,9 +250,25 @@ class Conversations:
             data = dataclasses.asdict(product)
             body = product.name
 
-        record = await self.hub.writer.submit(
+        # Queue now, in the order this connection sent its messages, and
+        # wait for the commit in the background: the connection's next
+        # frames (a ping, the next message) are read meanwhile.
+        stored = await self.hub.writer.enqueue(
             NewMessage(conv.id, frame.client_id, conn.user, frame.kind, body, data)
         )
+        self.hub.spawn(
+            self.hub.answer(conn, frame.ref, self._sent(conn, conv, frame, stored))
+        )
+
+    async def _sent(
+        self,
+        conn: Connection,
+        conv: Conversation,
+        frame: client.Send,
+        stored: asyncio.Future[StoredMessage],
+    ) -> None:
+        """Acknowledge a stored message; reopen its conversation if closed."""
+        record = await stored
         conn.push(frames.ack(conv.id, frame.client_id, record.seq, frame.ref))
 
         # Writing into a closed conversation reopens it. reopen() is true
@@ -303,48 +327,48 @@ class Conversations:
     async def start(self, conn: Connection, frame: client.Start) -> None:
         self._require(conn, Role.CUSTOMER)
 
-        # Two tabs starting at once must not open two conversations. This
-        # lock covers one server; tabs of one customer racing on different
-        # servers within milliseconds could still create two (a stated
-        # limit: the older one stays readable in history).
-        async with self._customer_locks[conn.customer_id]:
-            conv = await self.store.latest_conversation(conn.customer_id)
-            created = conv is None
-            if conv is None:
-                conv = await self.store.create_conversation(conn.customer_id)
-                self._conversations[conv.id] = conv
-        self._customer_locks.pop(conn.customer_id, None)
+        # Two tabs starting at once, on any servers, must not open two
+        # conversations: the store decides under a lock of the customer.
+        conv, created = await self.store.latest_or_create_conversation(conn.customer_id)
+        self._conversations.put(conv.id, conv)
 
         if frame.context is not None:
             await self._set_context(conv, frame.context)
-        await self._replay(conn, conv, frame.after_seq)
+        await self._replay(conn, conv, frame.after_seq, frame.ref)
         if created:
             await self.route(conv.id)
 
     async def join(self, conn: Connection, frame: client.Join) -> None:
         conv = await self._readable(conn, frame.conversation)
-        await self._replay(conn, conv, frame.after_seq)
+        await self._replay(conn, conv, frame.after_seq, frame.ref)
 
-    async def _replay(self, conn: Connection, conv: Conversation, after: int) -> None:
+    async def _replay(
+        self, conn: Connection, conv: Conversation, after: int, ref: str | None
+    ) -> None:
         """Snapshot, every message after ``after``, read cursors, synced."""
         # The cached copy is good for permissions but its last_seq is not
         # kept current; the snapshot reads the record.
         conv = await self.store.conversation(conv.id)
-        conn.push(frames.conversation(await self.info(conv)))
+        conn.push(frames.conversation(await self.info(conv), ref))
 
         seq = after
         while True:
             page = await self.store.messages(conv.id, seq, REPLAY_PAGE)
-            for text in [t for _, t in await self.message_frames(page)]:
+            for _, text in await self.message_frames(page):
                 conn.push(text)
             if page:
                 seq = page[-1].seq
             if len(page) < REPLAY_PAGE:
                 break
 
+            # A long history must not overflow the outbox of a slow link
+            # (which would close it, and the resume would start over).
+            if not await conn.drained():
+                return
+
         for user, cursor in (await self.store.read_cursors(conv.id)).items():
             conn.push(frames.read(conv.id, user, cursor))
-        conn.push(frames.synced(conv.id, max(seq, after)))
+        conn.push(frames.synced(conv.id, max(seq, after), ref))
 
     # -- agents -----------------------------------------------------------
 
@@ -353,9 +377,8 @@ class Conversations:
         agent = await self.store.set_agent_status(
             conn.agent_id, AgentStatus(frame.status)
         )
+        # Going online makes room; publishing the change drains the queue.
         await self.hub.publish_status({"k": "agent", **agent_event(agent)})
-        if agent.status is AgentStatus.ONLINE:
-            await self.drain()
 
     async def take(self, conn: Connection, frame: client.Take) -> None:
         self._require(conn, Role.AGENT)
@@ -399,8 +422,8 @@ class Conversations:
         await self._changed(conv.id)
         text = frames.closed(conv.id, conn.user)
         await self.hub.deliver([(self.participants(conv), text)])
+        # The agent's lower load, once announced, drains the queue.
         await self._announce_agents(conn.agent_id)
-        await self.drain()
 
     async def _announce_agents(self, *agent_ids: int) -> None:
         for agent_id in agent_ids:
@@ -427,6 +450,21 @@ class Conversations:
         else:
             self.queue_changed()
 
+    def request_drain(self) -> None:
+        """Drain the queue soon; requests made while one runs are merged."""
+        self._drain_wanted = True
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain_while_wanted())
+
+    async def _drain_while_wanted(self) -> None:
+        while self._drain_wanted:
+            self._drain_wanted = False
+            try:
+                await self.drain()
+            except (StoreError, AddressBookError, BackplaneError) as exc:
+                # The next sweep drains again.
+                logger.warning("draining the queue failed: %s", exc)
+
     async def drain(self) -> None:
         """Assign queued conversations while any agent can take one."""
         async with self._drain_lock:
@@ -449,15 +487,9 @@ class Conversations:
                 await self._assigned(assignment)
 
     async def _anyone_has_room(self, candidates: Sequence[int]) -> bool:
-        for agent_id in candidates:
-            entry = self.hub.board.entry(agent_id)
-            if entry is None:
-                continue
-            if entry.get("status") == "online" and int(
-                entry.get("open_chats", 0)
-            ) < int(entry.get("capacity", 0)):
-                return True
-        return False
+        # The board may lag the record by one event; a wrong "yes" costs one
+        # more assign attempt, a wrong "no" waits for the next drain.
+        return any(self.hub.board.has_room(agent_id) for agent_id in candidates)
 
     async def _assigned(self, assignment: Assignment) -> None:
         logger.debug(

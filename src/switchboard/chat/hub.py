@@ -20,7 +20,7 @@ import logging
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
 
 from ..addressbook import AddressBook, make_address, server_of
@@ -32,6 +32,7 @@ from ..errors import (
     AddressBookError,
     BackplaneError,
     CommerceError,
+    InvalidInput,
     NotFound,
     ProtocolError,
     StoreError,
@@ -43,7 +44,7 @@ from ..store import Store, StoredMessage
 from .board import StatusBoard
 from .connection import Connection, ConnectionState, Role, Transport
 from .conversations import Conversations
-from .users import AGENT_PREFIX, agent_user
+from .users import agent_user
 from .writer import MessageWriter
 
 __all__ = ["Hub"]
@@ -72,6 +73,9 @@ def _chunks(
         size += cost
     return chunks
 
+
+# Seconds between rebuilds of the board and caches from the record.
+RELOAD_PERIOD = 30.0
 
 # Errors that only a broken or hostile client causes.
 ABUSE = frozenset(
@@ -106,7 +110,11 @@ class Hub:
         self.commerce = commerce
         self.clustered = clustered
         self.server_id = secrets.token_hex(6)
-        self.signer = TokenSigner(settings.secret_key.get_secret_value())
+        customer_key = settings.customer_key
+        self.signer = TokenSigner(
+            settings.secret_key.get_secret_value(),
+            None if customer_key is None else customer_key.get_secret_value(),
+        )
         self.max_frame = client.max_frame_size(settings.max_body)
 
         self.connections: dict[str, Connection] = {}
@@ -114,7 +122,10 @@ class Hub:
         self.board = StatusBoard(settings.board_interval, self._push_to_agents)
         self.writer = MessageWriter(store, self._on_stored, settings.write_batch)
         self.chats = Conversations(self)
+        # Local agent connections, which get the board and the queue.
+        self.agent_connections: set[Connection] = set()
         self.degraded: set[str] = set()
+        self._recovering = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -126,7 +137,10 @@ class Hub:
             self.server_id, self._on_delivery, self._on_status, self.resync
         )
         self.writer.start()
-        self._tasks.append(asyncio.create_task(self._housekeeping()))
+        self._tasks += [
+            asyncio.create_task(self._housekeeping(), name="switchboard.sweep"),
+            asyncio.create_task(self._liveness(), name="switchboard.liveness"),
+        ]
         logger.info(
             "server %s started (%s)",
             self.server_id,
@@ -150,22 +164,58 @@ class Hub:
     async def resync(self) -> None:
         """Catch up after every backplane (re)subscription.
 
-        Redis may have restarted empty, so this server's addresses are
-        published again; status events and cache drops may have been
-        missed meanwhile, so the board is reloaded and the cache emptied.
+        Status events and cache drops may have been missed meanwhile, so
+        the cache is emptied and the board reloaded; Redis may have
+        restarted empty, and deliveries may have been lost, so addresses
+        are published again and clients told to catch up. That last part
+        runs in the background: the subscriber must not wait on it.
         """
-        await self._republish_addresses()
+        self.chats.forget_all()
+        try:
+            await self.reload_board()
+        except StoreError as exc:
+            # Redis is back even if the database is not; the periodic
+            # reload will fill the board in.
+            logger.warning("reloading the board failed: %s", exc)
+        self.spawn(self._recover_addresses())
+
+    async def reload_board(self) -> None:
         agents = await self.store.agents()
         connected = await self._connected_agents([a.id for a in agents])
         self.board.load(agents, connected)
-        self.chats.forget_all()
 
-    async def _republish_addresses(self) -> None:
-        # A refresh never recreates an address (so it cannot resurrect a
-        # closed one); after an outage the live ones must be added again.
-        for conn in list(self.connections.values()):
+    async def _recover_addresses(self) -> None:
+        """Publish every live address again, then tell clients to catch up.
+
+        A refresh never recreates an address (so it cannot resurrect a
+        closed one); after an outage, or after this server's liveness key
+        lapsed, the live ones must be added again. Frames meant for these
+        clients may have been lost meanwhile (pub/sub keeps nothing), so
+        each client is asked to replay its conversations.
+        """
+        async with self._recovering:
+            live = self._live_addresses()
+            try:
+                dropped = await self.addressbook.add_many(
+                    live, self.settings.heartbeat_timeout
+                )
+            except AddressBookError as exc:
+                self._degrade("addressbook", exc)
+                return
+            for address in dropped:
+                await self._evict(address)
+
+            text = frames.resync()
+            for conn in list(self.connections.values()):
+                if conn.state is ConnectionState.OPEN:
+                    conn.push(text)
+
+    def _live_addresses(self) -> dict[str, list[str]]:
+        live: dict[str, list[str]] = defaultdict(list)
+        for conn in self.connections.values():
             if conn.state is ConnectionState.OPEN:
-                await self._publish_address(conn)
+                live[conn.user].append(conn.address)
+        return live
 
     @property
     def ready(self) -> bool:
@@ -201,6 +251,7 @@ class Hub:
         local.discard(conn)
         if not local:
             del self.by_user[conn.user]
+        self.agent_connections.discard(conn)
         try:
             await self.addressbook.remove(conn.user, conn.address)
         except AddressBookError as exc:
@@ -208,21 +259,45 @@ class Hub:
             logger.debug("removing %s failed: %s", conn.address, exc)
 
         if conn.role is Role.AGENT:
-            await self._update_presence([conn.agent_id])
+            try:
+                await self._update_presence([conn.agent_id])
+            except (StoreError, AddressBookError, BackplaneError) as exc:
+                # The next sweep reconciles presence; a closing connection
+                # must never fail because a backend is down.
+                logger.warning("presence update failed: %s", exc)
 
     async def receive(self, conn: Connection, text: str | bytes) -> None:
         """Handle one frame from a client; never raises."""
         conn.last_heard = time.monotonic()
-        ref: str | None = None
         try:
             frame = client.parse(text, self.max_frame)
-            ref = frame.ref
-            await self._dispatch(conn, frame)
+        except ProtocolError as exc:
+            self._protocol_error(conn, exc, None)
+            return
+
+        await self.answer(conn, frame.ref, self._dispatch(conn, frame))
+
+    async def answer(
+        self, conn: Connection, ref: str | None, work: Awaitable[None]
+    ) -> None:
+        """Run ``work`` for ``conn``, turning any failure into an error frame.
+
+        Errors are translated here, in one place, for frames handled inline
+        and for work finished later (a send waiting for its commit).
+        """
+        try:
+            await work
         except ProtocolError as exc:
             self._protocol_error(conn, exc, ref)
         except NotFound:
             self._protocol_error(
                 conn, ProtocolError(ErrorCode.NOT_FOUND, "not found"), ref
+            )
+        except InvalidInput:
+            # Validation lets through only what the database should take;
+            # anything it still refuses is the client's, not an outage.
+            self._protocol_error(
+                conn, ProtocolError(ErrorCode.BAD_FRAME, "value refused"), ref
             )
         except (StoreError, AddressBookError, BackplaneError, CommerceError) as exc:
             logger.warning("%s: backend unavailable: %s", conn.address, exc)
@@ -287,10 +362,12 @@ class Hub:
                 heartbeat_interval=self.settings.heartbeat_interval,
                 heartbeat_timeout=self.settings.heartbeat_timeout,
                 max_body=self.settings.max_body,
+                ref=frame.ref,
             )
         )
 
         if conn.role is Role.AGENT:
+            self.agent_connections.add(conn)
             conn.push(self.board.snapshot())
             conn.push(await self.chats.queue_frame())
             await self._update_presence([conn.agent_id])
@@ -385,33 +462,45 @@ class Hub:
         await self.deliver(await self.chats.message_frames(stored))
 
     def _push_to_agents(self, text: str) -> None:
-        for user, conns in self.by_user.items():
-            if user.startswith(AGENT_PREFIX):
-                for conn in conns:
-                    conn.push(text)
+        for conn in self.agent_connections:
+            conn.push(text)
 
     # -- status events ----------------------------------------------------
 
     async def publish_status(self, event: dict[str, Any]) -> None:
-        """One publish on the status channel, whatever the cluster's size."""
+        """One publish on the status channel, whatever the cluster's size.
+
+        The event is applied here first, so this server's next decision
+        (a drain right after an agent connected) already sees it; applying
+        it again when it comes back from Redis changes nothing.
+        """
+        # Room for a chat made here is used here: the queue is drained by
+        # the server that saw the change, not by every server at once.
+        if self._apply(event):
+            self.chats.request_drain()
+
+        payload = json.dumps(event).encode()
         try:
-            await self.backplane.publish_status(json.dumps(event).encode())
+            await self.backplane.publish_status(payload)
         except BackplaneError as exc:
-            # Apply locally at least; the periodic resync heals the others.
+            # The other servers heal at their periodic board reload.
             self._degrade("backplane", exc)
-            await self._on_status(json.dumps(event).encode())
         else:
             self._recover("backplane")
 
     async def _on_status(self, payload: bytes) -> None:
-        event = json.loads(payload)
+        self._apply(json.loads(payload))
+
+    def _apply(self, event: dict[str, Any]) -> bool:
+        """Apply a status event; True if it made room for a queued chat."""
         kind = event.get("k")
         if kind == "agent":
-            self.board.apply(event)
-        elif kind == "conversation":
+            return self.board.apply(event)
+        if kind == "conversation":
             self.chats.forget(int(event["id"]))
         elif kind == "queue":
             self.chats.queue_changed_elsewhere()
+        return False
 
     async def _connected_agents(self, agent_ids: Sequence[int]) -> set[int]:
         """Agents with at least one live connection anywhere."""
@@ -426,70 +515,86 @@ class Hub:
         return {a for a, u in zip(agent_ids, users, strict=True) if found.get(u)}
 
     async def connected_agents(self) -> set[int]:
-        return await self._connected_agents(self.board.agent_ids())
+        """Agents with a live connection, as the board knows them.
+
+        The board follows every connect and disconnect through status
+        events and is reconciled with the address book at every sweep, so
+        routing needs no Redis round trip (which would grow with agents).
+        """
+        return {a for a in self.board.agent_ids() if self.board.connected(a)}
 
     async def _update_presence(self, agent_ids: Sequence[int]) -> None:
         connected = await self._connected_agents(agent_ids)
-        came = False
         for agent_id in agent_ids:
             now = agent_id in connected
             if now != self.board.connected(agent_id):
-                came = came or now
                 await self.publish_status(
                     {"k": "agent", "id": agent_id, "connected": now}
                 )
-        if came:
-            await self.chats.drain()
 
     # -- housekeeping -----------------------------------------------------
 
     async def _housekeeping(self) -> None:
-        # The liveness key must be refreshed well within its TTL even when
-        # heartbeats are slow, so the loop ticks at the faster of the two
-        # and does the full sweep once per heartbeat period.
         interval = self.settings.heartbeat_interval
-        tick = min(interval, self.settings.server_ttl / 3)
-        last_sweep = time.monotonic()
+        # Every so often the board and the conversation cache are rebuilt
+        # from the record, so a status event lost in an outage costs at
+        # most this long.
+        reload_every = max(1, round(RELOAD_PERIOD / interval))
+        sweeps = 0
         while True:
-            await asyncio.sleep(tick)
+            await asyncio.sleep(interval)
+            sweeps += 1
             try:
-                if time.monotonic() - last_sweep >= interval - tick / 2:
-                    last_sweep = time.monotonic()
-                    await self.sweep()
-                else:
-                    await self._refresh({})
+                await self.sweep()
+                if sweeps % reload_every == 0:
+                    self.chats.forget_all()
+                    await self.reload_board()
             except Exception:
                 logger.exception("housekeeping failed")
 
+    async def _liveness(self) -> None:
+        # Its own task, at a third of the TTL: a slow sweep (a mass of
+        # timed-out connections, a slow database) must never let this
+        # server's liveness lapse and its users' addresses be dropped.
+        while True:
+            await asyncio.sleep(self.settings.server_ttl / 3)
+            await self._refresh({})
+
     async def _refresh(self, live: dict[str, list[str]]) -> None:
         try:
-            await self.addressbook.refresh(live, self.settings.heartbeat_timeout)
+            lapsed = await self.addressbook.refresh(
+                live, self.settings.heartbeat_timeout
+            )
         except AddressBookError as exc:
             self._degrade("addressbook", exc)
-        else:
-            self._recover("addressbook")
+            return
+        self._recover("addressbook")
+        if lapsed:
+            # Other servers dropped our addresses meanwhile: add them back.
+            logger.warning("liveness of server %s lapsed", self.server_id)
+            self.spawn(self._recover_addresses())
 
     async def sweep(self) -> None:
         """Close silent connections, refresh live addresses, fix presence."""
-        deadline = time.monotonic() - self.settings.heartbeat_timeout
-        live: dict[str, list[str]] = defaultdict(list)
-        hello_deadline = time.monotonic() - self.settings.heartbeat_timeout
+        now = time.monotonic()
+        silent = now - self.settings.heartbeat_timeout
+        stale = []
         for conn in list(self.connections.values()):
-            if conn.state is ConnectionState.HELLO and conn.opened < hello_deadline:
+            if conn.state is ConnectionState.HELLO and conn.opened < silent:
                 # Pings are allowed before hello, so only the age of the
                 # connection shows a client that never identifies itself.
                 conn.close(CloseCode.HELLO_TIMEOUT, "no hello")
-                await self.disconnect(conn)
-            elif conn.last_heard < deadline:
+                stale.append(conn)
+            elif conn.last_heard < silent:
                 # A half-open TCP connection never reports its close, so
                 # silence is the only sign; close it and drop its address.
                 logger.debug("%s: heartbeat timeout", conn.address)
                 conn.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
-                await self.disconnect(conn)
-            elif conn.state is ConnectionState.OPEN:
-                live[conn.user].append(conn.address)
+                stale.append(conn)
 
-        await self._refresh(live)
+        # Concurrently: after a network blip there may be thousands.
+        await asyncio.gather(*(self.disconnect(conn) for conn in stale))
+        await self._refresh(self._live_addresses())
 
         try:
             await self._update_presence(self.board.agent_ids())
@@ -508,5 +613,5 @@ class Hub:
         if part in self.degraded:
             self.degraded.discard(part)
             logger.info("%s recovered", part)
-            if part == "addressbook":
-                self.spawn(self._republish_addresses())
+            # Addresses may be missing and deliveries lost meanwhile.
+            self.spawn(self._recover_addresses())

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from ..errors import NotFound, StoreError
+from ..errors import InvalidInput, NotFound, StoreError
 from ..store import NewMessage, Store, StoredMessage
 
 __all__ = ["MessageWriter"]
@@ -49,11 +49,20 @@ class MessageWriter:
 
     async def submit(self, message: NewMessage) -> StoredMessage:
         """Store ``message`` (or find its earlier copy) and return the record."""
+        return await (await self.enqueue(message))
+
+    async def enqueue(self, message: NewMessage) -> asyncio.Future[StoredMessage]:
+        """Queue ``message``; the future resolves once it is stored.
+
+        Returns as soon as there is room in the queue, so one connection's
+        messages are queued (and numbered) in the order it sent them while
+        its next frames are already being read.
+        """
         future: asyncio.Future[StoredMessage] = (
             asyncio.get_running_loop().create_future()
         )
         await self._queue.put((message, future))
-        return await future
+        return future
 
     async def _write_loop(self) -> None:
         while True:
@@ -61,18 +70,26 @@ class MessageWriter:
             while len(batch) < self._batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
 
-            stored = await self._write(batch)
+            try:
+                stored = await self._write(batch)
+            except Exception as exc:
+                # A bug must cost this batch, never the writer: without it
+                # every later send on this server would wait forever.
+                logger.exception("storing %d messages failed", len(batch))
+                _fail(batch, exc)
+                continue
             if stored:
                 await self._delivery.put(stored)
 
     async def _write(self, batch: list[_Item]) -> list[StoredMessage]:
         try:
             records = await self._store.append([message for message, _ in batch])
-        except NotFound:
-            # Callers check conversation ids first, so this is a conversation
-            # deleted meanwhile; store the others one by one.
+        except (NotFound, InvalidInput) as exc:
+            # One message the database refuses (a conversation deleted
+            # meanwhile, a value it cannot store) must not cost the others:
+            # store them one by one, and fail only the bad one.
             if len(batch) == 1:
-                _fail(batch, NotFound("conversation not found"))
+                _fail(batch, exc)
                 return []
             return [r for item in batch for r in await self._write([item])]
         except StoreError as exc:

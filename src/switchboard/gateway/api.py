@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -56,6 +56,9 @@ async def agent_identity(
 
 
 AgentId = Annotated[int, Depends(agent_identity)]
+# Database ids: out-of-range numbers are the client's error (422), not a
+# query for the database to refuse.
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 # -- health ---------------------------------------------------------------
@@ -155,7 +158,7 @@ async def conversations(
 
 @router.get("/api/conversations/{conversation_id}", tags=["conversations"])
 async def conversation(
-    hub: HubDep, agent_id: AgentId, conversation_id: int
+    hub: HubDep, agent_id: AgentId, conversation_id: RowId
 ) -> dict[str, Any]:
     conv = await hub.store.conversation(conversation_id)
     return {
@@ -170,7 +173,7 @@ async def conversation(
 async def messages(
     hub: HubDep,
     who: Annotated[Identity, Depends(identity)],
-    conversation_id: int,
+    conversation_id: RowId,
     after_seq: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
@@ -217,7 +220,9 @@ async def product(hub: HubDep, agent_id: AgentId, sku: str) -> dict[str, Any]:
 
 
 @router.get("/api/customers/{customer_id}", tags=["commerce"])
-async def customer(hub: HubDep, agent_id: AgentId, customer_id: int) -> dict[str, Any]:
+async def customer(
+    hub: HubDep, agent_id: AgentId, customer_id: RowId
+) -> dict[str, Any]:
     """Who the customer is, with recent orders when the shop knows them."""
     found = await hub.store.customer(customer_id)
     profile = None
@@ -268,7 +273,7 @@ async def create_canned(
 
 @router.put("/api/canned/{response_id}", tags=["canned responses"])
 async def update_canned(
-    hub: HubDep, agent_id: AgentId, response_id: int, body: CannedBody
+    hub: HubDep, agent_id: AgentId, response_id: RowId, body: CannedBody
 ) -> dict[str, Any]:
     await _check_shortcut_free(hub, agent_id, body.shortcut, response_id)
     saved = await hub.store.save_canned_response(
@@ -279,7 +284,7 @@ async def update_canned(
 
 @router.delete("/api/canned/{response_id}", tags=["canned responses"])
 async def delete_canned(
-    hub: HubDep, agent_id: AgentId, response_id: int
+    hub: HubDep, agent_id: AgentId, response_id: RowId
 ) -> dict[str, Any]:
     if not await hub.store.delete_canned_response(agent_id, response_id):
         raise HTTPException(404, "no such canned response")
@@ -309,7 +314,9 @@ async def leave_message(
     else:
         customer_id = (await hub.store.create_visitor(body.name, body.email)).id
     left = await hub.store.leave_message(customer_id, body.name, body.email, body.body)
-    hub.chats.queue_changed_elsewhere()
+    # Consoles refresh their list of left messages with the queue, on every
+    # server.
+    await hub.publish_status({"k": "queue"})
     return dataclasses.asdict(left)
 
 
@@ -323,7 +330,7 @@ async def left_messages(
 
 @router.post("/api/left-messages/{message_id}/handled", tags=["left messages"])
 async def handle_left_message(
-    hub: HubDep, agent_id: AgentId, message_id: int
+    hub: HubDep, agent_id: AgentId, message_id: RowId
 ) -> dict[str, Any]:
     if not await hub.store.mark_left_message_handled(message_id):
         raise HTTPException(404, "no such message")

@@ -21,7 +21,13 @@ from ..backplane import Backplane
 from ..chat import Hub
 from ..commerce import Commerce
 from ..config import Settings
-from ..errors import CommerceError, NotFound, StoreError, SwitchboardError
+from ..errors import (
+    CommerceError,
+    InvalidInput,
+    NotFound,
+    StoreError,
+    SwitchboardError,
+)
 from . import api, pages
 from .ws import serve_websocket
 
@@ -155,6 +161,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSONResponse:
         return _error(404, "not_found", "not found")
+
+    @app.exception_handler(InvalidInput)
+    async def refused(request: Request, exc: InvalidInput) -> JSONResponse:
+        return _error(422, "bad_request", "a value was refused")
 
     @app.exception_handler(StoreError)
     async def store_down(request: Request, exc: StoreError) -> JSONResponse:

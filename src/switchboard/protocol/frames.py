@@ -7,9 +7,17 @@ field. Any client frame may carry ``ref``, an opaque string echoed in the
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+)
 
 from ..errors import ProtocolError
 from .codes import ErrorCode
@@ -38,8 +46,21 @@ PROTOCOL_VERSION = 1
 
 ConversationId = Annotated[int, Field(ge=1, le=2**53)]
 Seq = Annotated[int, Field(ge=0, le=2**53)]
-Ref = Annotated[str, Field(max_length=64)]
-ShortText = Annotated[str, Field(max_length=200)]
+# C0 control characters other than tab, newline and carriage return have no
+# business in chat text, and PostgreSQL refuses NUL outright: one such
+# message must be refused here, not fail a database batch.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _printable(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("control characters are not allowed")
+    return value
+
+
+Text = AfterValidator(_printable)
+Ref = Annotated[str, Field(max_length=64), Text]
+ShortText = Annotated[str, Field(max_length=200), Text]
 
 
 class _Frame(BaseModel):
@@ -53,7 +74,7 @@ class _Frame(BaseModel):
 class Hello(_Frame):
     type: Literal["hello"]
     v: int
-    token: Annotated[str, Field(max_length=4096)] | None = None
+    token: Annotated[str, Field(max_length=4096), Text] | None = None
     name: ShortText = ""
     email: ShortText = ""
 
@@ -74,7 +95,7 @@ class CartItem(BaseModel):
 class ContextFields(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    url: Annotated[str, Field(max_length=2048)] = ""
+    url: Annotated[str, Field(max_length=2048), Text] = ""
     title: ShortText = ""
     cart: Annotated[list[CartItem], Field(max_length=100)] = []
 
@@ -98,10 +119,10 @@ class Join(_Frame):
 class Send(_Frame):
     type: Literal["send"]
     conversation: ConversationId
-    client_id: Annotated[str, Field(min_length=1, max_length=64)]
+    client_id: Annotated[str, Field(min_length=1, max_length=64), Text]
     # The body limit is configurable, so it is checked by the chat service
     # (``check_body``); this bound only stops absurd frames early.
-    body: Annotated[str, Field(max_length=1_000_000)] = ""
+    body: Annotated[str, Field(max_length=1_000_000), Text] = ""
     kind: Literal["text", "product"] = "text"
     sku: ShortText | None = None
 

@@ -28,6 +28,7 @@ __all__ = [
     "queue",
     "queued",
     "read",
+    "resync",
     "synced",
     "transferred",
     "typing",
@@ -51,6 +52,7 @@ def welcome(
     heartbeat_interval: float,
     heartbeat_timeout: float,
     max_body: int,
+    ref: str | None = None,
 ) -> str:
     return encode(
         {
@@ -63,6 +65,7 @@ def welcome(
             "server": server,
             "heartbeat": {"interval": heartbeat_interval, "timeout": heartbeat_timeout},
             "limits": {"max_body": max_body},
+            "ref": ref,
         }
     )
 
@@ -94,9 +97,9 @@ def conversation_info(
     }
 
 
-def conversation(info: Mapping[str, Any]) -> str:
+def conversation(info: Mapping[str, Any], ref: str | None = None) -> str:
     """Snapshot of one conversation, sent on start and join."""
-    return encode({"type": "conversation", "conversation": info})
+    return encode({"type": "conversation", "conversation": info, "ref": ref})
 
 
 def message(msg: StoredMessage, sender_name: str) -> str:
@@ -116,9 +119,18 @@ def message(msg: StoredMessage, sender_name: str) -> str:
     )
 
 
-def synced(conversation_id: int, seq: int) -> str:
+def synced(conversation_id: int, seq: int, ref: str | None = None) -> str:
     """Replay of a conversation is complete up to ``seq``; live from here."""
-    return encode({"type": "synced", "conversation": conversation_id, "seq": seq})
+    return encode(
+        {"type": "synced", "conversation": conversation_id, "seq": seq, "ref": ref}
+    )
+
+
+def resync() -> str:
+    """This server may have missed frames for the client (a backplane or
+    address-book outage): join every open conversation again after the
+    last seq seen."""
+    return '{"type":"resync"}'
 
 
 def ack(conversation_id: int, client_id: str, seq: int, ref: str | None) -> str:

@@ -1,0 +1,32 @@
+"""Tokens: who each key can name."""
+
+from __future__ import annotations
+
+from switchboard.auth import TokenSigner, customer_token
+
+
+def test_a_customer_token_names_the_shops_customer() -> None:
+    signer = TokenSigner("server-secret", "shop-key")
+    who = signer.verify(customer_token("shop-key", "cust-9", "Ann", "a@b.c"))
+    assert who is not None
+    assert (who.kind, who.external_id, who.name) == ("customer", "cust-9", "Ann")
+
+
+def test_the_shops_key_cannot_mint_agent_tokens() -> None:
+    signer = TokenSigner("server-secret", "shop-key")
+    forged = TokenSigner("shop-key").agent(1)
+    assert signer.verify(forged) is None
+
+
+def test_with_a_customer_key_the_server_secret_no_longer_signs_customers() -> None:
+    signer = TokenSigner("server-secret", "shop-key")
+    assert signer.verify(customer_token("server-secret", "c", "n", "e")) is None
+
+
+def test_tampered_and_foreign_tokens_are_refused() -> None:
+    signer = TokenSigner("server-secret")
+    token = signer.agent(3)
+    assert signer.verify(token[:-2] + "xx") is None
+    assert TokenSigner("other-secret").verify(token) is None
+    assert signer.verify("") is None
+    assert signer.verify(token) is not None
