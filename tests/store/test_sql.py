@@ -771,7 +771,8 @@ async def test_value_postgresql_refuses_raises_invalid_input(
 
     with pytest.raises(InvalidInput) as caught:
         await store.append([good, bad])
-    assert isinstance(caught.value.__cause__, sqlalchemy.exc.DBAPIError)
+    # Appends run on asyncpg directly; its error is the cause.
+    assert isinstance(caught.value.__cause__, asyncpg.PostgresError)
 
     # Nothing of the failed batch was stored; the good message alone is.
     stored = await store.append([good])

@@ -36,10 +36,9 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Row, bindparam, case, func, insert, select, update
+from sqlalchemy import Row, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -59,6 +58,7 @@ from switchboard.store.accounts import (
     lock_agent,
     lock_customer,
 )
+from switchboard.store.append import append_asyncpg, append_sql
 from switchboard.store.engine import for_writing, make_engine, normalize_url
 from switchboard.store.models import Base
 
@@ -360,82 +360,27 @@ class SqlStore(AccountsMixin):
         """See :meth:`Store.append`.
 
         The round trips do not grow with the batch: lock the conversations,
-        find earlier copies, insert, move last_seq. A unique violation means
-        another server stored the same message meanwhile; the batch then
-        runs again and finds that copy.
+        find earlier copies, insert and move last_seq (see
+        :mod:`switchboard.store.append`). A unique violation means another
+        server stored the same message meanwhile; the batch then runs again
+        and finds that copy.
         """
         if not batch:
             return []
 
-        async def transaction(conn: AsyncConnection) -> list[StoredMessage]:
-            now = time.time()
+        if self.sqlite:
 
-            # Lock every conversation in the batch, in id order.
-            ids = sorted({message.conversation_id for message in batch})
-            lock = (
-                select(CONVERSATIONS.c.id, CONVERSATIONS.c.last_seq)
-                .where(CONVERSATIONS.c.id.in_(ids))
-                .order_by(CONVERSATIONS.c.id)
-                .with_for_update(key_share=True)
-            )
-            last_seq: dict[int, int] = {
-                row.id: row.last_seq for row in await conn.execute(lock)
-            }
-            missing = set(ids) - last_seq.keys()
-            if missing:
-                raise NotFound(f"no conversation {min(missing)}")
+            async def transaction(conn: AsyncConnection) -> list[StoredMessage]:
+                return await append_sql(conn, batch)
 
-            # Messages already stored, found in one query. Matching ids and
-            # client ids separately may find a few pairs that aren't in the
-            # batch; the dictionary lookup below ignores them.
-            client_ids = sorted({message.client_id for message in batch})
-            lookup = select(MESSAGES).where(
-                MESSAGES.c.conversation_id.in_(ids),
-                MESSAGES.c.client_id.in_(client_ids),
-            )
-            known: dict[tuple[int, str], StoredMessage] = {
-                (row.conversation_id, row.client_id): _message(row, new=False)
-                for row in await conn.execute(lookup)
-            }
+            stored = await self._write(transaction, retry_duplicates=True)
+        else:
 
-            # Number the new ones; a repeat within the batch is known by then.
-            stored: list[StoredMessage] = []
-            rows: list[dict[str, Any]] = []
-            for message in batch:
-                key = (message.conversation_id, message.client_id)
-                if key in known:
-                    stored.append(known[key])
-                    continue
-                last_seq[message.conversation_id] += 1
-                record = StoredMessage(
-                    conversation_id=message.conversation_id,
-                    seq=last_seq[message.conversation_id],
-                    client_id=message.client_id,
-                    sender=message.sender,
-                    kind=message.kind,
-                    body=message.body,
-                    data=message.data,
-                    created_at=now,
-                )
-                known[key] = replace(record, new=False)
-                stored.append(record)
-                rows.append(_message_values(record))
-            if not rows:
-                return stored
+            async def on_asyncpg(raw: Any) -> list[StoredMessage]:
+                return await append_asyncpg(raw, batch)
 
-            await conn.execute(insert(MESSAGES), rows)
-            changed = {row["conversation_id"] for row in rows}
-            advance = (
-                update(CONVERSATIONS)
-                .where(CONVERSATIONS.c.id == bindparam("b_id"))
-                .values(last_seq=bindparam("b_seq"))
-            )
-            await conn.execute(
-                advance, [{"b_id": id, "b_seq": last_seq[id]} for id in sorted(changed)]
-            )
-            return stored
+            stored = await self._write_asyncpg(on_asyncpg, retry_duplicates=True)
 
-        stored = await self._write(transaction, retry_duplicates=True)
         if logger.isEnabledFor(logging.DEBUG):
             new = sum(message.new for message in stored)
             logger.debug("appended %d messages, %d new", len(stored), new)
@@ -704,16 +649,3 @@ def _message(row: Row[Any], new: bool = True) -> StoredMessage:
         created_at=row.created_at,
         new=new,
     )
-
-
-def _message_values(message: StoredMessage) -> dict[str, Any]:
-    return {
-        "conversation_id": message.conversation_id,
-        "seq": message.seq,
-        "client_id": message.client_id,
-        "sender": message.sender,
-        "kind": message.kind,
-        "body": message.body,
-        "data": message.data,
-        "created_at": message.created_at,
-    }
