@@ -8,15 +8,17 @@ each batch) in a loop on a fresh PostgreSQL database, for batches of 1, 4,
 25 and 100 messages, and measures the CPU time of this process per
 transaction and per message. For comparison it runs the same transaction
 (lock the conversations, look for earlier copies, insert, move last_seq)
-as four prepared statements straight on asyncpg. The difference is the
-cost of the layers in between (SQLAlchemy Core, its asyncpg adapter and
-greenlet bridge, the pool's pre-ping), paid once per transaction.
+as four prepared statements straight on asyncpg, on a connection of its
+own. On PostgreSQL ``SqlStore.append`` runs on asyncpg too (see
+``switchboard.store.append``), so the difference is what remains between
+them: checking a connection out of SQLAlchemy's pool and back in, through
+its greenlet bridge, and the store's own bookkeeping. Use ``--source
+worktree`` to measure uncommitted changes.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import secrets
 import sys
@@ -29,7 +31,7 @@ import asyncpg
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib as bl  # noqa: E402
+import benchlib as bl
 
 LOCK = (
     "SELECT id, last_seq FROM conversations WHERE id = ANY($1::int[])"
@@ -61,8 +63,16 @@ async def raw_append(conn: asyncpg.Connection, batch: list[tuple[int, str]]) -> 
         now = time.time()
         for conversation, client_id in batch:
             last[conversation] += 1
-            row = (conversation, last[conversation], client_id, "customer:1",
-                   "text", "hello", None, now)
+            row = (
+                conversation,
+                last[conversation],
+                client_id,
+                "customer:1",
+                "text",
+                "hello",
+                None,
+                now,
+            )
             for col, value in zip(cols, row, strict=True):
                 col.append(value)
         await conn.execute(INSERT, *cols)
@@ -70,21 +80,30 @@ async def raw_append(conn: asyncpg.Connection, batch: list[tuple[int, str]]) -> 
 
 
 async def measure(
-    label: str, batch: int, run: Callable[[list[tuple[int, str]]], Awaitable[None]],
-    conversations: list[int], seconds: float,
+    label: str,
+    batch: int,
+    run: Callable[[list[tuple[int, str]]], Awaitable[None]],
+    conversations: list[int],
+    seconds: float,
 ) -> None:
     n = 0
     cpu, wall = time.process_time(), time.perf_counter()
     while time.perf_counter() - wall < seconds:
-        await run([(conversations[(n + j) % len(conversations)], uuid.uuid4().hex)
-                   for j in range(batch)])
+        await run(
+            [
+                (conversations[(n + j) % len(conversations)], uuid.uuid4().hex)
+                for j in range(batch)
+            ]
+        )
         n += batch
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     transactions = n / batch
-    print(f"{label:10s} batch {batch:3d}: {transactions / wall:5.0f} txn/s, "
-          f"{1e6 * cpu / transactions:5.0f} us CPU/txn, "
-          f"{1e6 * cpu / n:5.0f} us CPU/msg, {1e3 * wall / transactions:5.2f} ms/txn",
-          flush=True)
+    print(
+        f"{label:10s} batch {batch:3d}: {transactions / wall:5.0f} txn/s, "
+        f"{1e6 * cpu / transactions:5.0f} us CPU/txn, "
+        f"{1e6 * cpu / n:5.0f} us CPU/msg, {1e3 * wall / transactions:5.2f} ms/txn",
+        flush=True,
+    )
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -106,8 +125,12 @@ async def main(args: argparse.Namespace) -> None:
             conversations.append((await store.create_conversation(customer.id)).id)
 
         async def via_store(batch: list[tuple[int, str]]) -> None:
-            await store.append([NewMessage(c, k, "customer:1", "text", "hello", None)
-                                for c, k in batch])
+            await store.append(
+                [
+                    NewMessage(c, k, "customer:1", "text", "hello", None)
+                    for c, k in batch
+                ]
+            )
 
         raw = await asyncpg.connect(url)
 
@@ -128,8 +151,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", default="HEAD")
     parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--postgres", default=os.environ.get(
-        "BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432"))
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get(
+            "BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432"
+        ),
+    )
     options = parser.parse_args()
     print(f"switchboard from {bl.use_source(options.source)['commit']}")
     uvloop.run(main(options))

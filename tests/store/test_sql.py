@@ -780,6 +780,31 @@ async def test_value_postgresql_refuses_raises_invalid_input(
     assert (await store.conversation(conversation.id)).last_seq == 1
 
 
+async def test_connections_the_server_closed_are_replaced_unnoticed(
+    postgres_store: SqlStore, postgres_test_url: str
+) -> None:
+    # Without a pre-ping, the pool must still not hand out a connection
+    # that PostgreSQL closed while it sat idle (a restart, an idle timeout).
+    store = postgres_store
+    conversation = await make_conversation(store)
+    await store.append([text(conversation.id, "before")])
+
+    admin = await asyncpg.connect(asyncpg_dsn(postgres_test_url))
+    try:
+        terminate = (
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        assert await admin.fetch(terminate)
+    finally:
+        await admin.close()
+    await asyncio.sleep(UNIT)
+
+    stored = await store.append([text(conversation.id, "after")])
+    assert [(message.seq, message.new) for message in stored] == [(2, True)]
+    assert (await store.conversation(conversation.id)).last_seq == 2
+
+
 @contextlib.asynccontextmanager
 async def customer_locked(url: str, customer_id: int) -> AsyncIterator[None]:
     """Hold a lock that writes to the customer wait for, as a stuck
