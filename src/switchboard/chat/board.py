@@ -10,31 +10,42 @@ many addresses exist, and a burst of changes costs a handful of frames.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..protocol import server as frames
 from ..store import Agent
+from .coalescer import Coalescer
 
 __all__ = ["StatusBoard"]
 
 
 class StatusBoard:
+    """One server's copy of every agent's entry, pushed to its agents.
+
+    Entries are plain dicts in the shape of the ``board`` frame, so a
+    changed entry goes out as it is. ``push`` sends a frame to every agent
+    connection of this server; it is called at most once per ``interval``.
+    """
+
     def __init__(self, interval: float, push: Callable[[str], None]) -> None:
-        self._interval = interval
         self._push = push
         self._entries: dict[int, dict[str, Any]] = {}
+        # Agents whose entry changed since the last frame went out.
         self._dirty: set[int] = set()
-        self._timer: asyncio.TimerHandle | None = None
+        self._flusher = Coalescer(interval, self._flush)
 
     def load(self, agents: Iterable[Agent], connected: set[int]) -> None:
         """Replace the board (at start and after a backplane resync)."""
         entries = {a.id: _entry(a, a.id in connected) for a in agents}
+
+        # Only what differs goes out: a reload that finds the board right
+        # costs no frame at all. Agents gone from the record are removed.
         self._dirty |= {i for i, e in entries.items() if self._entries.get(i) != e}
         self._dirty |= self._entries.keys() - entries.keys()
         self._entries = entries
-        self._arm()
+        if self._dirty:
+            self._flusher.request()
 
     def apply(self, event: dict[str, Any]) -> bool:
         """Apply one status event; return True if it made room for a chat.
@@ -42,17 +53,22 @@ class StatusBoard:
         Room appears when an agent becomes able to take a chat (connected,
         online and below capacity) or, already able, closes one.
         """
+        # Events carry only what changed (a presence event has no status),
+        # so they are merged into the entry, never replace it.
         agent_id = int(event["id"])
         entry = self._entries.setdefault(agent_id, {"id": agent_id})
         before = dict(entry)
         for key in ("name", "status", "capacity", "open_chats", "connected"):
             if key in event:
                 entry[key] = event[key]
+
+        # Every event comes back from the status channel to the server that
+        # published it; the second time it changes nothing and costs nothing.
         if entry == before:
             return False
-
         self._dirty.add(agent_id)
-        self._arm()
+        self._flusher.request()
+
         if not _has_room(entry):
             return False
         fewer = int(entry["open_chats"]) < int(before.get("open_chats", 0))
@@ -76,13 +92,12 @@ class StatusBoard:
     def name(self, agent_id: int) -> str:
         return str(self._entries.get(agent_id, {}).get("name", ""))
 
-    def _arm(self) -> None:
-        if self._dirty and self._timer is None:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(self._interval, self._flush)
+    def close(self) -> None:
+        self._flusher.close()
 
     def _flush(self) -> None:
-        self._timer = None
+        # An agent missing from the entries was removed by a reload; the
+        # consoles are told so instead of keeping a stale row.
         changed = [
             self._entries.get(i, {"id": i, "removed": True})
             for i in sorted(self._dirty)
@@ -90,11 +105,6 @@ class StatusBoard:
         self._dirty.clear()
         if changed:
             self._push(frames.board(changed, full=False))
-
-    def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
 
 
 def _has_room(entry: dict[str, Any]) -> bool:

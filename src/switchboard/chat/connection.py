@@ -31,6 +31,8 @@ class Transport(Protocol):
 
 
 class Role(enum.StrEnum):
+    """Who is on the other end, once the hello succeeded."""
+
     AGENT = "agent"
     CUSTOMER = "customer"
 
@@ -42,6 +44,13 @@ class ConnectionState(enum.Enum):
 
 
 class Connection:
+    """One client's transport, its identity, and what is waiting for it.
+
+    The hub creates it on accept and fills in the identity at hello. Frames
+    for the client go through :meth:`push`, which never waits; the state
+    changes only through :meth:`set_state`, which logs it.
+    """
+
     __slots__ = (
         "_outbox",
         "_room",
@@ -69,13 +78,18 @@ class Connection:
         self.transport = transport
         self.max_outbox = max_outbox
         self.state = ConnectionState.HELLO
+
+        # Who is on the other end: unknown until the hello succeeds.
         self.user = ""
         self.role: Role | None = None
         self.agent_id = 0
         self.customer_id = 0
         self.name = ""
+
+        # What the hub's sweep and abuse checks go by.
         self.errors = 0
         self.opened = self.last_heard = time.monotonic()
+
         self._outbox: deque[str] = deque()
         self._writer: asyncio.Task[None] | None = None
         # Set while the outbox is at most half full.
@@ -99,9 +113,13 @@ class Connection:
             self.close(CloseCode.TOO_SLOW, "too slow")
             return
 
+        # Past half full, producers that can wait (a replay) are held back
+        # until the writer catches up.
         self._outbox.append(text)
         if len(self._outbox) > self.max_outbox // 2:
             self._room.clear()
+
+        # The writer task stops when the outbox is empty; start it again.
         if self._writer is None:
             self._writer = asyncio.create_task(self._drain())
 
@@ -151,6 +169,8 @@ class Connection:
                 await asyncio.wait_for(asyncio.shield(pending), 1.0)
             except Exception as exc:
                 logger.debug("%s: flush before close failed: %r", self.address, exc)
+
+        # The peer may be gone already; the close is a courtesy then.
         try:
             await self.transport.close(code, reason)
         except Exception as exc:

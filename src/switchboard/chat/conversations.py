@@ -39,6 +39,7 @@ from ..store import (
 )
 from .board import agent_event
 from .cache import LruCache
+from .coalescer import Coalescer
 from .connection import Connection, Role
 from .users import AGENT_PREFIX, agent_user, customer_user
 
@@ -54,6 +55,15 @@ CACHE_SIZE = 10_000
 
 
 class Conversations:
+    """The chat services of one app server, behind the hub.
+
+    The hub hands over every frame of an authenticated connection; this
+    class checks who may do what, writes through the store, and leaves
+    delivery to the hub. It holds no connections and does no I/O of its
+    own, so any number of servers can run it side by side: what must be
+    decided once cluster-wide is decided in a store transaction.
+    """
+
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.store = hub.store
@@ -62,11 +72,18 @@ class Conversations:
         # channel, which drops it here on every server.
         self._conversations: LruCache[int, Conversation] = LruCache(CACHE_SIZE)
         self._customers: LruCache[int, Customer] = LruCache(CACHE_SIZE)
+
         self._drain_lock = asyncio.Lock()
         self._drain_wanted = False
         self._drainer: asyncio.Task[None] | None = None
-        self._queue_timer: asyncio.TimerHandle | None = None
-        self._agents_queue_timer: asyncio.TimerHandle | None = None
+
+        # A drain assigns many chats in a row; queued customers and agents
+        # hear about the queue once for the lot.
+        interval = hub.settings.board_interval
+        self._queue_announcer = Coalescer(
+            interval, lambda: hub.spawn(self._announce_queue())
+        )
+        self._queue_pusher = Coalescer(interval, lambda: hub.spawn(self._push_queue()))
 
     # -- caches -----------------------------------------------------------
 
@@ -97,18 +114,26 @@ class Conversations:
         return users
 
     async def info(self, conv: Conversation) -> dict[str, Any]:
+        """What a console or widget shows about ``conv``."""
         customer = await self.customer(conv.customer_id)
+
+        # The place in the queue is not stored anywhere: it is read from the
+        # queue itself, so it cannot go stale. Only queued chats pay for it.
         position = None
         if conv.state is ConversationState.QUEUED:
             queue = await self.store.queue()
             position = next(
                 (i for i, c in enumerate(queue, 1) if c.id == conv.id), None
             )
+
+        # The agent's name comes from the board, which every server keeps
+        # in memory, rather than from one more query.
+        agent_name = None
+        if conv.agent_id is not None:
+            agent_name = self.hub.board.name(conv.agent_id)
         return frames.conversation_info(
             conv,
-            agent_name=None
-            if conv.agent_id is None
-            else self.hub.board.name(conv.agent_id),
+            agent_name=agent_name,
             customer={
                 "id": customer.id,
                 "name": customer.name,
@@ -122,73 +147,92 @@ class Conversations:
 
     async def identify(self, conn: Connection, hello: client.Hello) -> str | None:
         """Fill in who ``conn`` is; return a token for a new visitor."""
+        # No token: a new visitor. The token handed back lets the next tab
+        # or page load come back as the same customer.
         if hello.token is None:
             if self.hub.settings.require_prechat and not (hello.name and hello.email):
                 raise ProtocolError(ErrorCode.BAD_FRAME, "name and email required")
             customer = await self.store.create_visitor(hello.name, hello.email)
-            token: str | None = self.hub.signer.visitor(customer.id)
-        else:
-            identity = self.hub.signer.verify(hello.token)
-            if identity is None:
-                raise ProtocolError(ErrorCode.AUTH_FAILED, "bad or expired token")
+            self._identified(conn, customer)
+            return self.hub.signer.visitor(customer.id)
 
-            if identity.kind == "agent":
-                try:
-                    agent = await self.store.agent(identity.id)
-                except NotFound:
-                    raise ProtocolError(
-                        ErrorCode.AUTH_FAILED, "no such agent"
-                    ) from None
-                conn.role = Role.AGENT
-                conn.agent_id = agent.id
-                conn.user = agent_user(agent.id)
-                conn.name = agent.name
-                return None
+        identity = self.hub.signer.verify(hello.token)
+        if identity is None:
+            raise ProtocolError(ErrorCode.AUTH_FAILED, "bad or expired token")
 
-            if identity.kind == "visitor":
-                try:
-                    customer = await self.store.customer(identity.id)
-                except NotFound:
-                    raise ProtocolError(
-                        ErrorCode.AUTH_FAILED, "no such visitor"
-                    ) from None
-                if hello.name and hello.email and not customer.email:
-                    await self.store.update_customer(
-                        customer.id, hello.name, hello.email
-                    )
-                    customer = dataclasses.replace(
-                        customer, name=hello.name, email=hello.email
-                    )
-                token = hello.token
-            else:
-                customer = await self.store.customer_by_external_id(
-                    identity.external_id, identity.name, identity.email
-                )
-                token = None
+        if identity.kind == "agent":
+            try:
+                agent = await self.store.agent(identity.id)
+            except NotFound:
+                raise ProtocolError(ErrorCode.AUTH_FAILED, "no such agent") from None
+            conn.role = Role.AGENT
+            conn.agent_id = agent.id
+            conn.user = agent_user(agent.id)
+            conn.name = agent.name
+            return None
 
+        if identity.kind == "visitor":
+            customer = await self._returning_visitor(identity.id, hello)
+            self._identified(conn, customer)
+            return hello.token
+
+        # A customer the shop signed in: the shop's profile is the truth, and
+        # its token is the shop's to renew, so none is handed back.
+        customer = await self.store.customer_by_external_id(
+            identity.external_id, identity.name, identity.email
+        )
+        self._identified(conn, customer)
+        return None
+
+    async def _returning_visitor(
+        self, customer_id: int, hello: client.Hello
+    ) -> Customer:
+        try:
+            customer = await self.store.customer(customer_id)
+        except NotFound:
+            raise ProtocolError(ErrorCode.AUTH_FAILED, "no such visitor") from None
+
+        # A visitor who skipped the pre-chat form may fill it in later; what
+        # was given first is never overwritten.
+        if hello.name and hello.email and not customer.email:
+            await self.store.update_customer(customer.id, hello.name, hello.email)
+            customer = dataclasses.replace(customer, name=hello.name, email=hello.email)
+        return customer
+
+    def _identified(self, conn: Connection, customer: Customer) -> None:
+        # Cached now: the customer's first start or message reads it again.
         self._customers.put(customer.id, customer)
         conn.role = Role.CUSTOMER
         conn.customer_id = customer.id
         conn.user = customer_user(customer.id)
         conn.name = customer.name
-        return token
 
     # -- dispatch ---------------------------------------------------------
 
     async def handle(self, conn: Connection, frame: client.ClientFrame) -> None:
+        """Do what ``frame`` asks; the hub has already authenticated ``conn``.
+
+        Each handler checks the role and the conversation itself, so this
+        is only a table. Errors propagate: the hub turns them into frames.
+        """
         match frame:
+            # Messages, by either side.
             case client.Send():
                 await self.send(conn, frame)
             case client.Typing():
                 await self.typing(conn, frame)
             case client.Read():
                 await self.read(conn, frame)
+
+            # Starting and resuming a conversation.
             case client.Start():
                 await self.start(conn, frame)
             case client.Join():
                 await self.join(conn, frame)
             case client.ContextUpdate():
                 await self.context(conn, frame)
+
+            # Agents only.
             case client.Status():
                 await self.status(conn, frame)
             case client.Take():
@@ -205,18 +249,19 @@ class Conversations:
             raise ProtocolError(ErrorCode.FORBIDDEN, f"only for {role}s")
 
     async def _readable(self, conn: Connection, conversation_id: int) -> Conversation:
-        """The conversation, if ``conn`` may see it: its customer or any agent."""
+        """The conversation, if ``conn`` may see it (its customer, any agent)."""
         try:
             conv = await self.conversation(conversation_id)
         except NotFound:
             raise ProtocolError(ErrorCode.NOT_FOUND, "no such conversation") from None
+
         if conn.role is Role.CUSTOMER and conv.customer_id != conn.customer_id:
             # Same answer as a missing id: do not reveal which ids exist.
             raise ProtocolError(ErrorCode.NOT_FOUND, "no such conversation")
         return conv
 
     async def _writable(self, conn: Connection, conversation_id: int) -> Conversation:
-        """The conversation, if ``conn`` takes part: its customer or its agent."""
+        """The conversation, if ``conn`` takes part (its customer, its agent)."""
         conv = await self._readable(conn, conversation_id)
         if conn.role is not Role.AGENT or self._holds(conn, conv):
             return conv
@@ -238,9 +283,12 @@ class Conversations:
     # -- messages ---------------------------------------------------------
 
     async def send(self, conn: Connection, frame: client.Send) -> None:
+        """Queue a message for storage; its ack follows once it is stored."""
         body = check_body(frame, self.hub.settings.max_body)
         conv = await self._writable(conn, frame.conversation)
 
+        # A product card is stored with the product's data as the shop
+        # describes it now, so the card reads the same in any later replay.
         data = None
         if frame.kind == "product":
             self._require(conn, Role.AGENT)
@@ -268,6 +316,12 @@ class Conversations:
         stored: asyncio.Future[StoredMessage],
     ) -> None:
         """Acknowledge a stored message; reopen its conversation if closed."""
+        # The ack goes out as soon as the message is stored, before the
+        # reopen: it promises only that the message is safe, and routing (a
+        # transaction, deliveries, status events) must not hold it back. If
+        # the reopen fails, the error frame that follows says so, yet the
+        # message stays stored and acknowledged; a reopened chat whose
+        # routing failed waits in the queue for the next drain.
         record = await stored
         conn.push(frames.ack(conv.id, frame.client_id, record.seq, frame.ref))
 
@@ -282,6 +336,8 @@ class Conversations:
         self, stored: Sequence[StoredMessage]
     ) -> list[tuple[list[str], str]]:
         """(recipients, frame) for each stored message, in order."""
+        # Names come from the board and the caches, so a batch of hundreds
+        # of messages costs no query per message in the common case.
         items = []
         for record in stored:
             conv = await self.conversation(record.conversation_id)
@@ -317,6 +373,9 @@ class Conversations:
             cart=[item.model_dump() for item in fields.cart],
         )
         await self.store.set_context(conv.id, ctx)
+
+        # The customer's page and cart are for the agent's eyes; the
+        # customer's own tabs have no use for them.
         agents = [u for u in self.participants(conv) if u.startswith(AGENT_PREFIX)]
         if agents:
             text = frames.context(conv.id, dataclasses.asdict(ctx))
@@ -334,6 +393,10 @@ class Conversations:
 
         if frame.context is not None:
             await self._set_context(conv, frame.context)
+
+        # The replay comes before routing, so the widget knows the
+        # conversation before an assignment for it arrives. A conversation
+        # resumed keeps its agent, or its place in the queue.
         await self._replay(conn, conv, frame.after_seq, frame.ref)
         if created:
             await self.route(conv.id)
@@ -351,6 +414,9 @@ class Conversations:
         conv = await self.store.conversation(conv.id)
         conn.push(frames.conversation(await self.info(conv), ref))
 
+        # Page by seq, not by offset: messages stored meanwhile land after
+        # the last page and are replayed too (or delivered live; the client
+        # drops a seq it already has).
         seq = after
         while True:
             page = await self.store.messages(conv.id, seq, REPLAY_PAGE)
@@ -366,6 +432,8 @@ class Conversations:
             if not await conn.drained():
                 return
 
+        # Synced comes last: it tells the client that everything up to that
+        # seq is here, so it may stop showing a gap.
         for user, cursor in (await self.store.read_cursors(conv.id)).items():
             conn.push(frames.read(conv.id, user, cursor))
         conn.push(frames.synced(conv.id, max(seq, after), ref))
@@ -384,6 +452,9 @@ class Conversations:
         self._require(conn, Role.AGENT)
         conv = await self._readable(conn, frame.conversation)
         assignment = await self.store.take(conv.id, conn.agent_id)
+
+        # The store only says no; a fresh read tells a chat another agent
+        # took first from an agent with no room left.
         if assignment is None:
             fresh = await self.store.conversation(conv.id)
             if fresh.state is not ConversationState.QUEUED:
@@ -400,6 +471,8 @@ class Conversations:
             raise ProtocolError(ErrorCode.NOT_FOUND, "no such agent") from None
         if frame.agent == conn.agent_id:
             raise ProtocolError(ErrorCode.BAD_STATE, "already assigned to you")
+
+        # Nobody would see a chat handed to an agent with no console open.
         if frame.agent not in await self.hub.connected_agents():
             raise ProtocolError(ErrorCode.BAD_STATE, "that agent is not connected")
 
@@ -422,6 +495,7 @@ class Conversations:
         await self._changed(conv.id)
         text = frames.closed(conv.id, conn.user)
         await self.hub.deliver([(self.participants(conv), text)])
+
         # The agent's lower load, once announced, drains the queue.
         await self._announce_agents(conn.agent_id)
 
@@ -438,6 +512,10 @@ class Conversations:
     # -- routing ----------------------------------------------------------
 
     async def route(self, conversation_id: int) -> None:
+        """Assign a new or reopened chat, or leave it in the queue."""
+        # Candidates are the agents connected anywhere, as the board knows
+        # them; the store checks status and capacity inside its transaction,
+        # so a stale board can cost a queued chat, never a double assignment.
         conv = await self.store.conversation(conversation_id)
         candidates = sorted(await self.hub.connected_agents())
         assignment = None
@@ -445,6 +523,9 @@ class Conversations:
             assignment = await self.store.assign(
                 conv.id, candidates, conv.last_agent_id
             )
+
+        # A chat left queued still changes the queue: its customer learns
+        # their place, and agents see one more waiting.
         if assignment is not None:
             await self._assigned(assignment)
         else:
@@ -467,6 +548,8 @@ class Conversations:
 
     async def drain(self) -> None:
         """Assign queued conversations while any agent can take one."""
+        # One drain at a time on this server; other servers may drain at
+        # once, and the store's transaction keeps them from colliding.
         async with self._drain_lock:
             queue = await self.store.queue()
             if not queue:
@@ -474,6 +557,8 @@ class Conversations:
             candidates = sorted(await self.hub.connected_agents())
             if not candidates:
                 return
+
+            # Oldest first, as the store returns the queue.
             for conv in queue:
                 assignment = await self.store.assign(
                     conv.id, candidates, conv.last_agent_id
@@ -487,21 +572,30 @@ class Conversations:
                 await self._assigned(assignment)
 
     async def _anyone_has_room(self, candidates: Sequence[int]) -> bool:
-        # The board may lag the record by one event; a wrong "yes" costs one
-        # more assign attempt, a wrong "no" waits for the next drain.
+        # The board, not the record, answers: it is in memory, and it only
+        # decides when to stop trying, never who gets a chat (the store does
+        # that in its transaction). It may lag the record by one event; a
+        # wrong "yes" costs one more assign attempt, a wrong "no" waits for
+        # the next drain, which the event that made room requests anyway.
         return any(self.hub.board.has_room(agent_id) for agent_id in candidates)
 
     async def _assigned(self, assignment: Assignment) -> None:
+        """Announce an assignment the store has made."""
         logger.debug(
             "conversation %d assigned to agent %d (%s)",
             assignment.conversation_id,
             assignment.agent_id,
             assignment.reason,
         )
+
+        # Every server drops its cached copy before the news goes out, so
+        # the agent's first message finds the assignment wherever it lands.
         await self._changed(assignment.conversation_id)
         conv = await self.conversation(assignment.conversation_id)
         text = frames.assigned(await self.info(conv), assignment.reason)
         await self.hub.deliver([(self.participants(conv), text)])
+
+        # Then the agent's new load on every board, and the shorter queue.
         await self._announce_agents(assignment.agent_id)
         self.queue_changed()
 
@@ -509,17 +603,15 @@ class Conversations:
 
     def queue_changed(self) -> None:
         """Tell queued customers their positions, coalesced."""
-        if self._queue_timer is None:
-            loop = asyncio.get_running_loop()
-            self._queue_timer = loop.call_later(
-                self.hub.settings.board_interval, self._announce_queue
-            )
+        self._queue_announcer.request()
 
-    def _announce_queue(self) -> None:
-        self._queue_timer = None
-        self.hub.spawn(self._announce_queue_now())
-
-    async def _announce_queue_now(self) -> None:
+    async def _announce_queue(self) -> None:
+        # Customers hear from the server that changed the queue (one
+        # delivery each, wherever they are); agents hear from their own
+        # server, through the status event published here.
+        #
+        # This runs from a timer, where no caller would see an error: it is
+        # logged, and the next change of the queue announces it again.
         try:
             queue = await self.store.queue()
             items = [
@@ -533,23 +625,17 @@ class Conversations:
 
     def queue_changed_elsewhere(self) -> None:
         """The queue changed somewhere: push it to this server's agents."""
-        if self._agents_queue_timer is None:
-            loop = asyncio.get_running_loop()
-            self._agents_queue_timer = loop.call_later(
-                self.hub.settings.board_interval, self._push_queue
-            )
+        self._queue_pusher.request()
 
-    def _push_queue(self) -> None:
-        self._agents_queue_timer = None
-        self.hub.spawn(self._push_queue_now())
-
-    async def _push_queue_now(self) -> None:
+    async def _push_queue(self) -> None:
+        # From a timer too: an error is logged, and the next change heals.
         try:
-            self.hub._push_to_agents(await self.queue_frame())
+            self.hub.push_to_agents(await self.queue_frame())
         except Exception as exc:
             logger.warning("pushing the queue failed: %s", exc)
 
     async def queue_frame(self) -> str:
+        """The queue as agents see it, oldest first."""
         entries = []
         for position, conv in enumerate(await self.store.queue(), 1):
             customer = await self.customer(conv.customer_id)

@@ -15,12 +15,14 @@ often when needed, it refreshes this server's liveness key within its TTL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import enum
 import json
 import logging
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Iterator, Sequence
 from typing import Any
 
 from ..addressbook import AddressBook, make_address, server_of
@@ -47,7 +49,7 @@ from .conversations import Conversations
 from .users import agent_user
 from .writer import MessageWriter
 
-__all__ = ["Hub"]
+__all__ = ["Backend", "Hub"]
 
 logger = logging.getLogger("switchboard.hub")
 
@@ -77,6 +79,23 @@ def _chunks(
 # Seconds between rebuilds of the board and caches from the record.
 RELOAD_PERIOD = 30.0
 
+
+class Backend(enum.StrEnum):
+    """A shared backend whose outage degrades this server without stopping it.
+
+    The values are what ``/healthz`` lists under "degraded".
+    """
+
+    ADDRESSBOOK = "addressbook"
+    BACKPLANE = "backplane"
+
+
+# The error each backend's calls raise when it is unavailable.
+BACKEND_ERRORS: dict[Backend, type[Exception]] = {
+    Backend.ADDRESSBOOK: AddressBookError,
+    Backend.BACKPLANE: BackplaneError,
+}
+
 # Errors that only a broken or hostile client causes.
 ABUSE = frozenset(
     {
@@ -93,6 +112,15 @@ ABUSE = frozenset(
 
 
 class Hub:
+    """One app server: its connections, its backends and its chat services.
+
+    The gateway hands each new transport to :meth:`accept`, each frame to
+    :meth:`receive` and each end to :meth:`disconnect`; everything else
+    (delivery, status events, housekeeping, health) happens in here.
+    ``degraded`` names the backends that are failing, for ``/healthz``;
+    local connections keep working meanwhile.
+    """
+
     def __init__(
         self,
         settings: Settings,
@@ -119,12 +147,13 @@ class Hub:
 
         self.connections: dict[str, Connection] = {}
         self.by_user: dict[str, set[Connection]] = defaultdict(set)
-        self.board = StatusBoard(settings.board_interval, self._push_to_agents)
+        self.board = StatusBoard(settings.board_interval, self.push_to_agents)
         self.writer = MessageWriter(store, self._on_stored, settings.write_batch)
         self.chats = Conversations(self)
         # Local agent connections, which get the board and the queue.
         self.agent_connections: set[Connection] = set()
-        self.degraded: set[str] = set()
+
+        self.degraded: set[Backend] = set()
         self._recovering = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
@@ -132,11 +161,14 @@ class Hub:
     # -- lifecycle --------------------------------------------------------
 
     async def start(self) -> None:
+        # The backends first: this server is alive, and subscribed, before
+        # it stores or sweeps anything.
         await self.addressbook.start(self.server_id, self.settings.server_ttl)
         await self.backplane.start(
             self.server_id, self._on_delivery, self._on_status, self.resync
         )
         self.writer.start()
+
         self._tasks += [
             asyncio.create_task(self._housekeeping(), name="switchboard.sweep"),
             asyncio.create_task(self._liveness(), name="switchboard.liveness"),
@@ -171,6 +203,7 @@ class Hub:
         runs in the background: the subscriber must not wait on it.
         """
         self.chats.forget_all()
+
         try:
             await self.reload_board()
         except StoreError as exc:
@@ -193,6 +226,8 @@ class Hub:
         clients may have been lost meanwhile (pub/sub keeps nothing), so
         each client is asked to replay its conversations.
         """
+        # One recovery at a time: two at once (an outage ending just as a
+        # lapse is noticed) would race to add and evict the same addresses.
         async with self._recovering:
             live = self._live_addresses()
             try:
@@ -200,11 +235,16 @@ class Hub:
                     live, self.settings.heartbeat_timeout
                 )
             except AddressBookError as exc:
-                self._degrade("addressbook", exc)
+                # Still down: the call that notices it back spawns this
+                # again. Success is not reported as a recovery here, since
+                # that would spawn this once more.
+                self._degrade(Backend.ADDRESSBOOK, exc)
                 return
             for address in dropped:
                 await self._evict(address)
 
+            # Only once the addresses are back: a client that replays now
+            # is reachable again for whatever follows its replay.
             text = frames.resync()
             for conn in list(self.connections.values()):
                 if conn.state is ConnectionState.OPEN:
@@ -268,7 +308,10 @@ class Hub:
 
     async def receive(self, conn: Connection, text: str | bytes) -> None:
         """Handle one frame from a client; never raises."""
+        # Any frame, even a bad one, shows the connection is alive.
         conn.last_heard = time.monotonic()
+
+        # A frame that does not parse has no ref to echo.
         try:
             frame = client.parse(text, self.max_frame)
         except ProtocolError as exc:
@@ -290,6 +333,8 @@ class Hub:
         except ProtocolError as exc:
             self._protocol_error(conn, exc, ref)
         except NotFound:
+            # A record gone meanwhile (deleted, or never there) reads to
+            # the client like any other id it may not see.
             self._protocol_error(
                 conn, ProtocolError(ErrorCode.NOT_FOUND, "not found"), ref
             )
@@ -300,9 +345,12 @@ class Hub:
                 conn, ProtocolError(ErrorCode.BAD_FRAME, "value refused"), ref
             )
         except (StoreError, AddressBookError, BackplaneError, CommerceError) as exc:
+            # An outage is never the client's fault and never closes its
+            # connection: it retries (resends keep their client id).
             logger.warning("%s: backend unavailable: %s", conn.address, exc)
             conn.push(frames.error(ErrorCode.UNAVAILABLE, "try again", ref))
         except Exception:
+            # A bug: the details go to the log, never to the peer.
             logger.exception("%s: internal error", conn.address)
             conn.push(frames.error(ErrorCode.INTERNAL, "internal error", ref))
 
@@ -321,12 +369,15 @@ class Hub:
             conn.close(CloseCode.POLICY_VIOLATION, "too many protocol errors")
 
     async def _dispatch(self, conn: Connection, frame: client.ClientFrame) -> None:
+        # Ping and hello are the frames a connection may send before its
+        # hello succeeds; every other frame needs to know who sends it.
         if isinstance(frame, client.Ping):
             conn.push(frames.pong())
             return
         if isinstance(frame, client.Hello):
             await self._hello(conn, frame)
             return
+
         if conn.state is not ConnectionState.OPEN:
             raise ProtocolError(ErrorCode.NOT_AUTHENTICATED, "send hello first")
         await self.chats.handle(conn, frame)
@@ -373,21 +424,21 @@ class Hub:
             await self._update_presence([conn.agent_id])
 
     async def _publish_address(self, conn: Connection) -> None:
-        try:
+        # If this fails, local delivery still works; the next refresh cannot
+        # recreate the address, but the recovery publishes it again.
+        dropped: list[str] = []
+        with self._health(Backend.ADDRESSBOOK):
             dropped = await self.addressbook.add(
                 conn.user, conn.address, self.settings.heartbeat_timeout
             )
-        except AddressBookError as exc:
-            # Local delivery still works; the next refresh cannot recreate
-            # the address, so say so loudly once per outage.
-            self._degrade("addressbook", exc)
-            return
-        self._recover("addressbook")
 
+        # Over the per-user cap, the user's oldest connections give way.
         for address in dropped:
             await self._evict(address)
 
     async def _evict(self, address: str) -> None:
+        # The connection may live on another server: only its owner can
+        # close it, so that server is asked to.
         server, _, connection_id = address.partition("/")
         if server == self.server_id:
             conn = self.connections.get(connection_id)
@@ -405,22 +456,25 @@ class Hub:
         an address of any of the users gets one publish carrying all the
         items meant for it: one per server, never one per address.
         """
+        # Local connections first, before any await: they get the frames
+        # in the order they were produced and without waiting on Redis, and
+        # an address book outage cannot keep them from this server's users.
         batch = [(list(dict.fromkeys(users)), text) for users, text in items]
         for users, text in batch:
-            for user in users:
-                for conn in self.by_user.get(user, ()):
-                    conn.push(text)
+            self._push_local(users, text)
         if not self.clustered:
             return
 
+        # One lookup for every recipient of the batch. Should it fail,
+        # nothing goes out to other servers; their clients fill the gap by
+        # seq when they next resume.
         everyone = sorted({user for users, _ in batch for user in users})
-        try:
+        addresses: dict[str, list[str]] = {}
+        with self._health(Backend.ADDRESSBOOK):
             addresses = await self.addressbook.lookup(everyone)
-        except AddressBookError as exc:
-            self._degrade("addressbook", exc)
-            return
-        self._recover("addressbook")
 
+        # Group by server: an item meant for several users who share a
+        # server goes to it once, carrying all their names.
         servers_of = {
             user: {server_of(a) for a in found} - {self.server_id}
             for user, found in addresses.items()
@@ -435,21 +489,16 @@ class Hub:
                 await self._publish_to_server(server, {"d": chunk})
 
     async def _publish_to_server(self, server: str, body: dict[str, Any]) -> None:
-        try:
-            await self.backplane.deliver(
-                server, json.dumps(body, ensure_ascii=False).encode()
-            )
-        except BackplaneError as exc:
-            self._degrade("backplane", exc)
-        else:
-            self._recover("backplane")
+        payload = json.dumps(body, ensure_ascii=False).encode()
+        with self._health(Backend.BACKPLANE):
+            await self.backplane.deliver(server, payload)
 
     async def _on_delivery(self, payload: bytes) -> None:
+        # Another server's publish: "d" carries frames for users with a
+        # connection here, "close" the connections it evicted.
         body = json.loads(payload)
         for users, text in body.get("d", ()):
-            for user in users:
-                for conn in self.by_user.get(user, ()):
-                    conn.push(text)
+            self._push_local(users, text)
         for connection_id in body.get("close", ()):
             evicted = self.connections.get(connection_id)
             if evicted is not None:
@@ -461,7 +510,13 @@ class Hub:
         # and clients drop a seq they already have.
         await self.deliver(await self.chats.message_frames(stored))
 
-    def _push_to_agents(self, text: str) -> None:
+    def _push_local(self, users: Iterable[str], text: str) -> None:
+        for user in users:
+            for conn in self.by_user.get(user, ()):
+                conn.push(text)
+
+    def push_to_agents(self, text: str) -> None:
+        """Push ``text`` to every agent connection of this server."""
         for conn in self.agent_connections:
             conn.push(text)
 
@@ -474,21 +529,22 @@ class Hub:
         (a drain right after an agent connected) already sees it; applying
         it again when it comes back from Redis changes nothing.
         """
-        # Room for a chat made here is used here: the queue is drained by
-        # the server that saw the change, not by every server at once.
+        # Applied before publishing, not on the way back: the round trip
+        # through Redis may be slow or, in an outage, never happen, and this
+        # server must act on what it just did either way. Room for a chat
+        # made here is used here too: the queue is drained by the server
+        # that saw the change, not by every server at once.
         if self._apply(event):
             self.chats.request_drain()
 
+        # If the publish fails, the other servers heal at their periodic
+        # board reload.
         payload = json.dumps(event).encode()
-        try:
+        with self._health(Backend.BACKPLANE):
             await self.backplane.publish_status(payload)
-        except BackplaneError as exc:
-            # The other servers heal at their periodic board reload.
-            self._degrade("backplane", exc)
-        else:
-            self._recover("backplane")
 
     async def _on_status(self, payload: bytes) -> None:
+        # Room made elsewhere is drained by the server that made it.
         self._apply(json.loads(payload))
 
     def _apply(self, event: dict[str, Any]) -> bool:
@@ -504,15 +560,21 @@ class Hub:
 
     async def _connected_agents(self, agent_ids: Sequence[int]) -> set[int]:
         """Agents with at least one live connection anywhere."""
-        if not self.clustered:
-            return {a for a in agent_ids if self.by_user.get(agent_user(a))}
-        users = [agent_user(a) for a in agent_ids]
-        try:
-            found = await self.addressbook.lookup(users)
-        except AddressBookError as exc:
-            self._degrade("addressbook", exc)
-            return {a for a in agent_ids if self.by_user.get(agent_user(a))}
-        return {a for a, u in zip(agent_ids, users, strict=True) if found.get(u)}
+        # A success is not reported as a recovery here; the periodic
+        # refresh does that.
+        if self.clustered:
+            users = [agent_user(a) for a in agent_ids]
+            try:
+                found = await self.addressbook.lookup(users)
+            except AddressBookError as exc:
+                self._degrade(Backend.ADDRESSBOOK, exc)
+            else:
+                return {
+                    a for a, u in zip(agent_ids, users, strict=True) if found.get(u)
+                }
+
+        # Standalone, or without the address book: this server's own.
+        return {a for a in agent_ids if self.by_user.get(agent_user(a))}
 
     async def connected_agents(self) -> set[int]:
         """Agents with a live connection, as the board knows them.
@@ -524,6 +586,8 @@ class Hub:
         return {a for a in self.board.agent_ids() if self.board.connected(a)}
 
     async def _update_presence(self, agent_ids: Sequence[int]) -> None:
+        # Only a change is published, so a sweep over a steady board
+        # costs one lookup and no event.
         connected = await self._connected_agents(agent_ids)
         for agent_id in agent_ids:
             now = agent_id in connected
@@ -541,6 +605,7 @@ class Hub:
         # most this long.
         reload_every = max(1, round(RELOAD_PERIOD / interval))
         sweeps = 0
+
         while True:
             await asyncio.sleep(interval)
             sweeps += 1
@@ -550,6 +615,8 @@ class Hub:
                     self.chats.forget_all()
                     await self.reload_board()
             except Exception:
+                # Housekeeping must outlive any error: without it, ghosts
+                # would pile up again.
                 logger.exception("housekeeping failed")
 
     async def _liveness(self) -> None:
@@ -561,14 +628,12 @@ class Hub:
             await self._refresh({})
 
     async def _refresh(self, live: dict[str, list[str]]) -> None:
-        try:
+        lapsed = False
+        with self._health(Backend.ADDRESSBOOK):
             lapsed = await self.addressbook.refresh(
                 live, self.settings.heartbeat_timeout
             )
-        except AddressBookError as exc:
-            self._degrade("addressbook", exc)
-            return
-        self._recover("addressbook")
+
         if lapsed:
             # Other servers dropped our addresses meanwhile: add them back.
             logger.warning("liveness of server %s lapsed", self.server_id)
@@ -576,6 +641,8 @@ class Hub:
 
     async def sweep(self) -> None:
         """Close silent connections, refresh live addresses, fix presence."""
+        # Anything not heard from since this moment has missed its
+        # heartbeats.
         now = time.monotonic()
         silent = now - self.settings.heartbeat_timeout
         stale = []
@@ -592,10 +659,14 @@ class Hub:
                 conn.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
                 stale.append(conn)
 
-        # Concurrently: after a network blip there may be thousands.
+        # Concurrently: after a network blip there may be thousands. The
+        # refresh comes after, so it carries only the addresses still live.
         await asyncio.gather(*(self.disconnect(conn) for conn in stale))
         await self._refresh(self._live_addresses())
 
+        # Presence events lost in an outage, or disconnects this server
+        # never saw (another server died), are corrected here; the drain
+        # catches room a failed drain left unused.
         try:
             await self._update_presence(self.board.agent_ids())
             await self.chats.drain()
@@ -604,14 +675,31 @@ class Hub:
 
     # -- health -----------------------------------------------------------
 
-    def _degrade(self, part: str, exc: Exception) -> None:
-        if part not in self.degraded:
-            self.degraded.add(part)
-            logger.warning("%s degraded: %s", part, exc)
+    @contextlib.contextmanager
+    def _health(self, backend: Backend) -> Iterator[None]:
+        """Report the outcome of the calls to ``backend`` in the block.
 
-    def _recover(self, part: str) -> None:
-        if part in self.degraded:
-            self.degraded.discard(part)
-            logger.info("%s recovered", part)
+        The backend's error is logged and swallowed: the caller carries on
+        without it, which is what keeps an outage from taking the server
+        down. Success, after a failure, is the recovery.
+        """
+        try:
+            yield
+        except BACKEND_ERRORS[backend] as exc:
+            self._degrade(backend, exc)
+        else:
+            self._recover(backend)
+
+    def _degrade(self, backend: Backend, exc: Exception) -> None:
+        # Once per outage: a failing backend fails every call, and one
+        # line says all an operator needs until it recovers.
+        if backend not in self.degraded:
+            self.degraded.add(backend)
+            logger.warning("%s degraded: %s", backend, exc)
+
+    def _recover(self, backend: Backend) -> None:
+        if backend in self.degraded:
+            self.degraded.discard(backend)
+            logger.info("%s recovered", backend)
             # Addresses may be missing and deliveries lost meanwhile.
             self.spawn(self._recover_addresses())

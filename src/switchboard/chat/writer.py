@@ -26,6 +26,13 @@ _Item = tuple[NewMessage, "asyncio.Future[StoredMessage]"]
 
 
 class MessageWriter:
+    """The one path by which this server stores messages.
+
+    Two tasks: one writes batches, the other hands each stored batch to
+    ``on_stored`` (delivery), in the order they were stored. They are apart
+    so that the next commit need not wait for the last delivery.
+    """
+
     def __init__(self, store: Store, on_stored: OnStored, batch_size: int) -> None:
         self._store = store
         self._on_stored = on_stored
@@ -48,7 +55,7 @@ class MessageWriter:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def submit(self, message: NewMessage) -> StoredMessage:
-        """Store ``message`` (or find its earlier copy) and return the record."""
+        """Store ``message`` (or find its earlier copy); return the record."""
         return await (await self.enqueue(message))
 
     async def enqueue(self, message: NewMessage) -> asyncio.Future[StoredMessage]:
@@ -66,6 +73,8 @@ class MessageWriter:
 
     async def _write_loop(self) -> None:
         while True:
+            # Wait for one message, then take whatever queued up meanwhile:
+            # alone when idle, in a full batch under load.
             batch = [await self._queue.get()]
             while len(batch) < self._batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
@@ -78,6 +87,9 @@ class MessageWriter:
                 logger.exception("storing %d messages failed", len(batch))
                 _fail(batch, exc)
                 continue
+
+            # Waiting here when delivery lags slows the writer down too,
+            # rather than letting stored batches pile up in memory.
             if stored:
                 await self._delivery.put(stored)
 
@@ -97,6 +109,8 @@ class MessageWriter:
             _fail(batch, exc)
             return []
 
+        # A sender that gave up (its connection closed) left a cancelled
+        # future; its message is stored and delivered all the same.
         for (_, future), record in zip(batch, records, strict=True):
             if not future.done():
                 future.set_result(record)

@@ -48,6 +48,8 @@ async def agent_identity(
 ) -> int:
     if who.kind != "agent":
         raise HTTPException(403, "only agents may do this")
+
+    # A token outlives the agent it names: the record has the last word.
     try:
         await hub.store.agent(who.id)
     except NotFound:
@@ -67,6 +69,8 @@ RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 @router.get("/healthz", tags=["health"])
 async def healthz(hub: HubDep) -> dict[str, Any]:
     """Liveness: 200 while the process serves; says which backends degrade."""
+    # Still 200 when degraded: restarting a server for an outage it shares
+    # with every other would drop its connections and fix nothing.
     return {
         "status": "degraded" if hub.degraded or not hub.ready else "ok",
         "server": hub.server_id,
@@ -93,6 +97,8 @@ class Login(BaseModel):
 
 @router.post("/api/login", tags=["agents"])
 async def login(hub: HubDep, body: Login) -> dict[str, Any]:
+    # One answer for an unknown login and a wrong password, so that logins
+    # cannot be probed.
     found = await hub.store.agent_by_login(body.login)
     if found is None or not await verify_password(found[1], body.password):
         raise HTTPException(401, "wrong login or password")
@@ -148,6 +154,8 @@ async def conversations(
         states=() if state is None else (state,),
         limit=limit,
     )
+
+    # Unread counts for the whole page in one query, not one per row.
     unread = await hub.store.unread_counts(agent_user(agent_id), [c.id for c in found])
     items = []
     for conv in found:
@@ -178,9 +186,12 @@ async def messages(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     """Messages after ``after_seq`` in seq order; page with the last seq."""
+    # A customer reads only their own conversation; any other id is "not
+    # found", as over the WebSocket, so ids cannot be probed.
     conv = await hub.store.conversation(conversation_id)
     if who.kind != "agent" and conv.customer_id != await _customer_id(hub, who):
         raise HTTPException(404, "not found")
+
     found = await hub.store.messages(conv.id, after_seq, limit)
     return {
         "messages": [dataclasses.asdict(m) for m in found],
@@ -225,6 +236,9 @@ async def customer(
 ) -> dict[str, Any]:
     """Who the customer is, with recent orders when the shop knows them."""
     found = await hub.store.customer(customer_id)
+
+    # Only a customer the shop signed in has a profile there; an anonymous
+    # visitor is known by what they typed into the pre-chat form.
     profile = None
     if found.external_id is not None:
         shop = await hub.commerce.customer(found.external_id)
@@ -307,6 +321,8 @@ async def leave_message(
     authorization: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     """A customer leaves a message when no agent is online (token optional)."""
+    # A customer we know leaves the message under their own record; anyone
+    # else (no token, or an agent's) becomes a new visitor.
     _, _, token = (authorization or "").partition(" ")
     who = hub.signer.verify(token) if token else None
     if who is not None and who.kind in ("visitor", "customer"):
@@ -314,6 +330,7 @@ async def leave_message(
     else:
         customer_id = (await hub.store.create_visitor(body.name, body.email)).id
     left = await hub.store.leave_message(customer_id, body.name, body.email, body.body)
+
     # Consoles refresh their list of left messages with the queue, on every
     # server.
     await hub.publish_status({"k": "queue"})

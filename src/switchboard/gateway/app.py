@@ -37,6 +37,9 @@ logger = logging.getLogger("switchboard.gateway")
 
 
 def _backends(settings: Settings) -> tuple[AddressBook, Backplane, bool]:
+    """The address book and backplane, and whether they span a cluster."""
+    # Imported only when chosen: a standalone server never loads the Redis
+    # client, nor a clustered one the in-process backends.
     if settings.redis_url:
         from ..addressbook.redis import RedisAddressBook
         from ..backplane.redis import RedisBackplane
@@ -82,6 +85,8 @@ def create_app(settings: Settings, *, demo: bool = False) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from ..store.sql import SqlStore
 
+        # The store opens first, so a wrong URL or an old schema stops the
+        # server before the hub starts and announces it to the cluster.
         store = SqlStore(settings.database_url)
         await store.open()
         addressbook, backplane, clustered = _backends(settings)
@@ -91,6 +96,9 @@ def create_app(settings: Settings, *, demo: bool = False) -> FastAPI:
         )
         await hub.start()
         app.state.hub = hub
+
+        # Closed in reverse: the hub's connections and writer still use
+        # the store while they shut down.
         try:
             yield
         finally:
