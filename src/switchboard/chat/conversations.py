@@ -85,6 +85,11 @@ class Conversations:
         )
         self._queue_pusher = Coalescer(interval, lambda: hub.spawn(self._push_queue()))
 
+    def stop(self) -> None:
+        """Cancel pending queue announcements (the server is stopping)."""
+        self._queue_announcer.close()
+        self._queue_pusher.close()
+
     # -- caches -----------------------------------------------------------
 
     def forget(self, conversation_id: int) -> None:
@@ -473,7 +478,9 @@ class Conversations:
             raise ProtocolError(ErrorCode.BAD_STATE, "already assigned to you")
 
         # Nobody would see a chat handed to an agent with no console open.
-        if frame.agent not in await self.hub.connected_agents():
+        # Asked of the address book, not the board: the target may have
+        # connected to another server a moment ago.
+        if not await self.hub.is_connected(frame.agent):
             raise ProtocolError(ErrorCode.BAD_STATE, "that agent is not connected")
 
         assignment = await self.store.transfer(conv.id, conn.agent_id, frame.agent)

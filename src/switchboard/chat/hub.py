@@ -189,6 +189,7 @@ class Hub:
             conn.close(CloseCode.GOING_AWAY, "server shutting down")
         await self.writer.close()
         self.board.close()
+        self.chats.stop()
         await self.backplane.close()
         await self.addressbook.close()
         logger.info("server %s stopped", self.server_id)
@@ -403,6 +404,11 @@ class Hub:
         conn.set_state(ConnectionState.OPEN)
         self.by_user[conn.user].add(conn)
         await self._publish_address(conn)
+        if conn.role is Role.AGENT:
+            # Likewise, a welcomed agent is on this server's board already,
+            # so a transfer to them right after the welcome is accepted.
+            self.agent_connections.add(conn)
+            await self._update_presence([conn.agent_id])
         conn.push(
             frames.welcome(
                 user=conn.user,
@@ -418,10 +424,8 @@ class Hub:
         )
 
         if conn.role is Role.AGENT:
-            self.agent_connections.add(conn)
             conn.push(self.board.snapshot())
             conn.push(await self.chats.queue_frame())
-            await self._update_presence([conn.agent_id])
 
     async def _publish_address(self, conn: Connection) -> None:
         # If this fails, local delivery still works; the next refresh cannot
@@ -575,6 +579,10 @@ class Hub:
 
         # Standalone, or without the address book: this server's own.
         return {a for a in agent_ids if self.by_user.get(agent_user(a))}
+
+    async def is_connected(self, agent_id: int) -> bool:
+        """Whether the agent has a live connection anywhere, right now."""
+        return agent_id in await self._connected_agents([agent_id])
 
     async def connected_agents(self) -> set[int]:
         """Agents with a live connection, as the board knows them.
