@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import WebSocketRoute, expect
 
-from tests.browser.conftest import Session
+from tests.browser.conftest import TIMEOUT_MS, Session
 from tests.browser.people import Agent, Customer
 
 pytestmark = pytest.mark.browser
@@ -169,3 +169,46 @@ def test_timeline_orders_dedupes_and_finds_gaps(session: Session) -> None:
     assert found["last"] == 4
     assert found["hasGap"] is False
     assert found["order"] == [1, 2, 3, 4]
+
+
+def test_a_resync_from_the_server_fetches_what_the_open_chat_lost(
+    session: Session,
+) -> None:
+    page = session.page()
+    routes: list[WebSocketRoute] = []
+    dropped: list[str] = []
+
+    # The agent's page misses one message frame, as when its server's
+    # backplane was down; nothing comes after it to show the gap.
+    def lossy(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+        routes.append(ws)
+
+        def to_page(frame: str | bytes) -> None:
+            text = frame if isinstance(frame, str) else frame.decode()
+            if not dropped and '"type":"message"' in text and "Lost on the way" in text:
+                dropped.append(text)
+                return
+            ws.send(frame)
+
+        server.on_message(to_page)
+
+    page.route_web_socket("**/ws", lossy)
+    agent = Agent(page).log_in("alice")
+    customer = Customer(session.page()).visit()
+    customer.start_chat()
+    customer.send("Are you there?")
+    agent.open_chat("Vera Visitor")
+    expect(agent.message("Are you there?")).to_be_visible()
+    customer.send("Lost on the way")
+    for _ in range(TIMEOUT_MS // 50):
+        if dropped:
+            break
+        page.wait_for_timeout(50)
+    assert dropped
+    expect(agent.message("Lost on the way")).to_have_count(0)
+
+    # The server says it may have lost frames: the open chat joins again.
+    routes[-1].send('{"type":"resync"}')
+    expect(agent.message("Lost on the way")).to_be_visible()
+    assert agent.texts() == ["Are you there?", "Lost on the way"]

@@ -233,3 +233,43 @@ def test_widget_fits_a_phone_screen(session: Session) -> None:
     customer.composer.press("Escape")
     expect(customer.panel).to_be_hidden()
     expect(customer.launcher).to_be_focused()
+
+
+def test_a_resync_from_the_server_fetches_what_it_lost(session: Session) -> None:
+    agent = Agent(session.page()).log_in("alice")
+    page = session.page()
+    routes: list[WebSocketRoute] = []
+    dropped: list[str] = []
+
+    # The customer's page misses one message frame, as when its server's
+    # backplane was down; nothing comes after it to show the gap.
+    def lossy(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+        routes.append(ws)
+
+        def to_page(frame: str | bytes) -> None:
+            text = frame if isinstance(frame, str) else frame.decode()
+            if not dropped and '"type":"message"' in text and "Lost on the way" in text:
+                dropped.append(text)
+                return
+            ws.send(frame)
+
+        server.on_message(to_page)
+
+    page.route_web_socket("**/ws", lossy)
+    customer = Customer(page).visit()
+    customer.start_chat()
+    customer.send("Are you there?")
+    agent.open_chat("Vera Visitor")
+    agent.reply("Lost on the way")
+    for _ in range(TIMEOUT_MS // 50):
+        if dropped:
+            break
+        page.wait_for_timeout(50)
+    assert dropped
+    expect(customer.message("Lost on the way")).to_have_count(0)
+
+    # The server says it may have lost frames: the widget joins again.
+    routes[-1].send('{"type":"resync"}')
+    expect(customer.message("Lost on the way")).to_be_visible()
+    assert customer.texts() == ["Are you there?", "Lost on the way"]

@@ -151,14 +151,6 @@ def test_http_errors_are_json_4xx(server: Server, agent_ids: list[int]) -> None:
         assert "error" in response.json()
 
 
-def test_login_gives_a_token_that_opens_the_api(server: Server) -> None:
-    response = server.post("/api/login", json={"login": "nobody", "password": "x"})
-    assert response.status_code == 401
-    me = server.get("/api/me", headers={"Authorization": f"Bearer {agent_token(1)}"})
-    assert me.status_code == 200
-    assert me.json()["id"] == 1
-
-
 async def test_a_connection_that_never_says_hello_is_closed(
     server: Server,
 ) -> None:

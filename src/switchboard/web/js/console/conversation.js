@@ -5,6 +5,11 @@
 // joins again after the last contiguous seq, and a gap in live messages
 // joins after the last one before the gap. Replies not yet acknowledged
 // are resent with the same client id after every replay.
+//
+// One join runs at a time, named by its ref, which the server echoes in
+// its `conversation` and `synced`: a gap noticed meanwhile is judged when
+// it ends, and a `resync` (the server may have lost frames for us) asks
+// for one more join after it.
 
 import { h, randomId } from "../lib/dom.js";
 import { MessageList } from "../lib/message-list.js";
@@ -28,6 +33,8 @@ export class ConversationView extends EventTarget {
     this.list = null;
     this.pending = new Map(); // client id -> entry
     this.maxBody = 4000;
+    this.joinRef = null; // the running join, if any
+    this.rejoin = false; // join again once it ends
 
     this.title = byId("conversation-title");
     this.state = byId("conversation-state");
@@ -74,6 +81,14 @@ export class ConversationView extends EventTarget {
   // After a reconnect: catch up from the last contiguous seq.
   resume() {
     if (this.timeline) this.#join(this.timeline.last);
+  }
+
+  // The server may have missed frames for us: catch up the same way. A
+  // join running now may have read the store before the lost messages,
+  // so it gets one more after it.
+  resync() {
+    if (this.joinRef) this.rejoin = true;
+    else this.resume();
   }
 
   reply(body) {
@@ -171,8 +186,12 @@ export class ConversationView extends EventTarget {
   }
 
   #synced(frame) {
+    // The end of a join superseded by a later one changes nothing; a
+    // server that echoes no ref ends whichever is running.
+    if ("ref" in frame && frame.ref !== this.joinRef) return;
+    this.joinRef = null;
     this.timeline.replaying = false;
-    if (this.timeline.hasGap && frame.seq < this.timeline.highest) {
+    if (this.rejoin || (this.timeline.hasGap && frame.seq < this.timeline.highest)) {
       this.#join(this.timeline.last);
       return;
     }
@@ -191,6 +210,14 @@ export class ConversationView extends EventTarget {
   // Errors about a reply mark it; any other error (a refused transfer,
   // take or close) is said in the problem line.
   #error(frame) {
+    if (frame.ref && frame.ref === this.joinRef) {
+      this.joinRef = null;
+      if (frame.code === "unavailable" || frame.code === "internal") {
+        const id = this.id;
+        setTimeout(() => this.#retryJoin(id), RETRY_MS);
+        return;
+      }
+    }
     const entry = frame.ref && this.pending.get(frame.ref);
     if (entry) {
       if (frame.code === "unavailable" || frame.code === "internal") {
@@ -205,8 +232,17 @@ export class ConversationView extends EventTarget {
   }
 
   #join(after) {
+    const ref = randomId();
     this.timeline.replaying = true;
-    this.send({ type: "join", conversation: this.id, after_seq: after });
+    this.rejoin = false;
+    this.joinRef = this.send({ type: "join", conversation: this.id, after_seq: after, ref })
+      ? ref
+      : null; // not connected: the next welcome resumes
+  }
+
+  #retryJoin(id) {
+    if (this.joinRef || this.id !== id) return; // joined again meanwhile
+    this.#join(this.timeline.last);
   }
 
   #queue(entry) {

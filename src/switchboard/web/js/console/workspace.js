@@ -110,6 +110,12 @@ export class Workspace {
         }
         this.welcomed = true;
         break;
+      case "resync":
+        // Frames may have been lost: the open chat joins again after its
+        // last contiguous seq, and the list reloads its unread counts.
+        this.chats.reload();
+        this.view.resync();
+        break;
       case "board":
         this.board.apply(frame);
         break;

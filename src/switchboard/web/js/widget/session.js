@@ -7,6 +7,11 @@
 // with `start` and the last contiguous seq seen, and sends what the
 // outbox still holds once the replay is done.
 //
+// One replay (start or join) runs at a time, named by its ref, which the
+// server echoes in its `conversation` and `synced`: a gap noticed meanwhile
+// is judged when it ends, and a `resync` (the server may have lost frames
+// for us) asks for one more replay after it.
+//
 // Events (CustomEvent, details in brackets): connection [state],
 // conversation [info], reset, message [message], pending [entry],
 // ack [{client_id, seq}], failed [{client_id, reason}], read, typing
@@ -36,6 +41,8 @@ export class Session extends EventTarget {
     this.myRead = 0; // my read cursor (any of my tabs)
     this.peerRead = 0; // the agent's read cursor
     this.maxBody = 4000;
+    this.replayRef = null; // the running replay, if any
+    this.rejoin = false; // replay again once it ends
     this.wanted = false; // the customer asked for a chat in this tab
     this.prechat = { name: "", email: "" };
 
@@ -129,6 +136,8 @@ export class Session extends EventTarget {
         return this.#message(frame);
       case "synced":
         return this.#synced(frame);
+      case "resync":
+        return this.#resync();
       case "ack":
         return this.#ack(frame);
       case "read":
@@ -152,6 +161,8 @@ export class Session extends EventTarget {
   #welcome(frame) {
     if (frame.token && !this.config.customerToken) save(VISITOR_TOKEN, frame.token);
     this.user = frame.user;
+    this.replayRef = null; // replays of the previous connection are void
+    this.rejoin = false;
     this.maxBody = frame.limits?.max_body || this.maxBody;
     this.outbox = new Outbox(frame.user);
     for (const entry of this.early.splice(0)) this.outbox.add(entry);
@@ -161,8 +172,7 @@ export class Session extends EventTarget {
   #start() {
     const started = load(STARTED, []);
     if (!started.includes(this.user)) save(STARTED, [...started, this.user]);
-    if (this.timeline) this.timeline.replaying = true;
-    this.conn.send({
+    this.#replay({
       type: "start",
       after_seq: this.timeline ? this.timeline.last : 0,
       context: pageContext(this.config.cartKey),
@@ -204,8 +214,12 @@ export class Session extends EventTarget {
   #synced(frame) {
     const timeline = this.timeline;
     if (!timeline || frame.conversation !== timeline.conversation) return;
+    // The end of a replay superseded by a later one changes nothing; a
+    // server that echoes no ref ends whichever is running.
+    if ("ref" in frame && frame.ref !== this.replayRef) return;
+    this.replayRef = null;
     timeline.replaying = false;
-    if (timeline.hasGap && frame.seq < timeline.highest) {
+    if (this.rejoin || (timeline.hasGap && frame.seq < timeline.highest)) {
       this.#join();
       return;
     }
@@ -220,13 +234,28 @@ export class Session extends EventTarget {
     this.#emit("conversation", this.info);
   }
 
+  // The server may have missed frames for us: replay after the last
+  // contiguous seq. A replay running now may have read the store before
+  // the lost messages, so it gets one more after it.
+  #resync() {
+    if (this.replayRef) this.rejoin = true;
+    else if (this.timeline) this.#join();
+  }
+
   #join() {
-    this.timeline.replaying = true;
-    this.conn.send({
+    this.#replay({
       type: "join",
       conversation: this.timeline.conversation,
       after_seq: this.timeline.last,
     });
+  }
+
+  #replay(frame) {
+    const ref = randomId();
+    if (!this.conn.send({ ...frame, ref })) return; // the next welcome replays
+    this.replayRef = ref;
+    this.rejoin = false;
+    if (this.timeline) this.timeline.replaying = true;
   }
 
   #ack(frame) {
@@ -242,6 +271,13 @@ export class Session extends EventTarget {
   }
 
   #error(frame) {
+    if (frame.ref && frame.ref === this.replayRef) {
+      this.replayRef = null;
+      if (frame.code === "unavailable" || frame.code === "internal") {
+        setTimeout(() => this.#retryReplay(), RETRY_MS);
+        return;
+      }
+    }
     const entry = frame.ref && this.outbox?.all().find((e) => e.client_id === frame.ref);
     if (entry) {
       if (frame.code === "unavailable" || frame.code === "internal") {
@@ -270,6 +306,12 @@ export class Session extends EventTarget {
     if (frame.code === "bad_frame" && /name and email/.test(frame.message)) {
       this.#emit("problem", "Please give your name and email to start a chat.");
     }
+  }
+
+  #retryReplay() {
+    if (this.replayRef || this.conn.state !== "open") return;
+    if (this.timeline) this.#join();
+    else this.#start();
   }
 
   // -- sending ----------------------------------------------------------
