@@ -1,10 +1,16 @@
 """Batched message writes: the store half of the hot path.
 
 Senders hand messages to one writer task through a bounded queue. The task
-stores whatever has accumulated (up to ``batch_size``) in one transaction,
-resolves each sender's future, then hands the stored batch on, in order, to
-the delivery queue. Under load one commit serves hundreds of messages; when
-idle a message is stored alone at once, so batching adds no latency.
+stores whatever has accumulated (up to ``batch_size``) in one transaction
+and hands the stored batch on, in order, to the delivery task, which
+delivers it and only then resolves each sender's future. Under load one
+commit serves hundreds of messages; when idle a message is stored alone at
+once, so batching adds no latency.
+
+Resolving after delivery is what keeps every tab's view in seq order across
+servers: a sender's ack means its message has already gone to this server's
+connections and to the backplane, so a reply sent after the ack (from any
+server) is stored, and delivered, after it.
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ logger = logging.getLogger("switchboard.writer")
 
 OnStored = Callable[[Sequence[StoredMessage]], Awaitable[None]]
 
-_Item = tuple[NewMessage, "asyncio.Future[StoredMessage]"]
+_Future = asyncio.Future[StoredMessage]
+_Item = tuple[NewMessage, _Future]
+_Stored = tuple[StoredMessage, _Future]
 
 
 class MessageWriter:
@@ -40,7 +48,7 @@ class MessageWriter:
         # Bounded: when the database falls behind, senders wait here, which
         # stops reading from their sockets: back-pressure, not memory growth.
         self._queue: asyncio.Queue[_Item] = asyncio.Queue(batch_size * 4)
-        self._delivery: asyncio.Queue[Sequence[StoredMessage]] = asyncio.Queue(64)
+        self._delivery: asyncio.Queue[list[_Stored]] = asyncio.Queue(64)
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -59,7 +67,7 @@ class MessageWriter:
         return await (await self.enqueue(message))
 
     async def enqueue(self, message: NewMessage) -> asyncio.Future[StoredMessage]:
-        """Queue ``message``; the future resolves once it is stored.
+        """Queue ``message``; the future resolves once it is stored and sent.
 
         Returns as soon as there is room in the queue, so one connection's
         messages are queued (and numbered) in the order it sent them while
@@ -93,7 +101,7 @@ class MessageWriter:
             if stored:
                 await self._delivery.put(stored)
 
-    async def _write(self, batch: list[_Item]) -> list[StoredMessage]:
+    async def _write(self, batch: list[_Item]) -> list[_Stored]:
         try:
             records = await self._store.append([message for message, _ in batch])
         except (NotFound, InvalidInput) as exc:
@@ -108,23 +116,25 @@ class MessageWriter:
             logger.warning("storing %d messages failed: %s", len(batch), exc)
             _fail(batch, exc)
             return []
-
-        # A sender that gave up (its connection closed) left a cancelled
-        # future; its message is stored and delivered all the same.
-        for (_, future), record in zip(batch, records, strict=True):
-            if not future.done():
-                future.set_result(record)
-        return records
+        return [
+            (record, future) for (_, future), record in zip(batch, records, strict=True)
+        ]
 
     async def _deliver_loop(self) -> None:
         while True:
             stored = await self._delivery.get()
+            records = [record for record, _ in stored]
             try:
-                await self._on_stored(stored)
+                await self._on_stored(records)
             except Exception:
                 # Delivery is best effort: clients fill any gap by seq on
                 # their next resume, so one failure must not stop the loop.
                 logger.exception("delivering %d messages failed", len(stored))
+            # A sender that gave up (its connection closed) left a cancelled
+            # future; its message is stored and delivered all the same.
+            for record, future in stored:
+                if not future.done():
+                    future.set_result(record)
 
 
 def _fail(batch: list[_Item], exc: Exception) -> None:
