@@ -3,10 +3,53 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from tests.chat.conftest import Clients, Server
-from tests.harness import agent_token, assignments, until_status
+import pytest
+
+from switchboard.client import Client
+from tests.chat.conftest import Clients, Cluster, Server
+from tests.harness import (
+    agent_token,
+    assignments,
+    make_agents,
+    until_status,
+)
+
+
+@pytest.fixture
+def single_seat_agents(db_url: str) -> list[int]:
+    """Two online agents with room for one chat each.
+
+    Made before the servers start, so that their status boards know them.
+    """
+    return asyncio.run(make_agents(db_url, 2, capacity=1))
+
+
+# Housekeeping drains the queue too, once per heartbeat period. With the
+# period longer than any wait in these tests, only the change that made
+# room can assign a waiting chat.
+SLOW_SWEEP = {
+    "SWITCHBOARD_HEARTBEAT_INTERVAL": "60",
+    "SWITCHBOARD_HEARTBEAT_TIMEOUT": "180",
+}
+
+
+@pytest.fixture
+def seat_server(
+    server_factory: Callable[..., Server], single_seat_agents: list[int]
+) -> Server:
+    return server_factory(**SLOW_SWEEP)
+
+
+@pytest.fixture
+async def seats(seat_server: Server) -> AsyncIterator[Clients]:
+    """Clients of servers whose queue drains only when room appears."""
+    made = Clients(seat_server)
+    yield made
+    for client in made.opened:
+        await client.close()
 
 
 def board(server: Server, agent_id: int) -> dict[int, dict[str, Any]]:
@@ -74,21 +117,89 @@ async def test_chats_wait_in_the_queue_and_see_their_position(
         assert assigned["conversation"]["agent"]["id"] == agent_ids[0]
 
 
-async def test_queue_positions_move_up(
-    clients: Clients, agent_ids: list[int], server: Server
+async def test_queue_positions_move_up_as_earlier_chats_are_assigned(
+    single_seat_agents: list[int], seats: Clients
 ) -> None:
-    # Agent 1 with capacity for exactly one more chat than we start first.
-    agent = await clients.agent(agent_ids[0])
-    await agent.send_frame({"type": "status", "status": "away"})
-    await until_status(agent, agent_ids[0], "away")
-    customers = [await clients.customer() for _ in range(3)]
-    for customer in customers:
-        await customer.start()
-    await customers[2].receive("queued", position=3)
+    customers = [await seats.customer() for _ in range(3)]
+    for n, customer in enumerate(customers, 1):
+        assert (await customer.start())["queue_position"] == n
+    last = customers[2]
+    await last.receive("queued", position=3)
 
-    await agent.request({"type": "status", "status": "online"}, answer="board")
-    for customer in customers:
-        await customer.receive("assigned")
+    # One seat: the agent's arrival lets the first chat in, and each chat
+    # the agent closes lets in the next, so the last customer moves up.
+    agent_id = single_seat_agents[0]
+    agent = await seats.agent(agent_id)
+    for ahead, position in ((customers[0], 2), (customers[1], 1)):
+        assigned = await ahead.receive("assigned", timeout=30)
+        assert assigned["conversation"]["agent"]["id"] == agent_id
+        await last.receive("queued", position=position, timeout=30)
+        frame = {"type": "close", "conversation": ahead.conversation}
+        await agent.request(frame, answer="closed")
+
+    assigned = await last.receive("assigned", timeout=30)
+    assert assigned["conversation"]["id"] == last.conversation
+
+
+async def customer_away_from(clients: Clients, other: Client) -> Client:
+    """A customer connected to another app server than ``other``, if any."""
+    for _ in range(6):
+        customer = await clients.customer()
+        if not isinstance(clients.server, Cluster):
+            return customer
+        if customer.welcome["server"] != other.welcome["server"]:
+            return customer
+    raise AssertionError("every connection landed on one app server")
+
+
+async def queue_behind(clients: Clients, agent_id: int) -> tuple[Client, int, Client]:
+    """An agent whose only seat is taken, and a customer queued behind it.
+
+    In a cluster the queued customer is on another server than the agent,
+    so the server that sees the agent free up assigns a chat it does not
+    hold a connection of.
+    """
+    agent = await clients.agent(agent_id)
+    first = await clients.customer()
+    conversation = (await first.start())["id"]
+    await first.receive("assigned", timeout=30)
+
+    # The start answers before its chat is routed; the queued frame comes
+    # after, once routing has found no room.
+    waiting = await customer_away_from(clients, agent)
+    await waiting.start()
+    await waiting.receive("queued", position=1)
+    return agent, conversation, waiting
+
+
+async def test_a_queued_chat_is_assigned_when_its_agent_closes_another(
+    single_seat_agents: list[int], seats: Clients
+) -> None:
+    agent_id = single_seat_agents[0]
+    agent, conv, waiting = await queue_behind(seats, agent_id)
+
+    await agent.request({"type": "close", "conversation": conv}, answer="closed")
+    assigned = await waiting.receive("assigned", timeout=30)
+    assert assigned["conversation"]["agent"]["id"] == agent_id
+    assert assigned["conversation"]["id"] == waiting.conversation
+
+
+async def test_a_queued_chat_is_assigned_when_its_agent_transfers_another(
+    single_seat_agents: list[int], seats: Clients
+) -> None:
+    first_id, second_id = single_seat_agents
+    # The second agent is away: a transfer may still reach them, the
+    # queue may not, so the waiting chat can only go to the first agent.
+    second = await seats.agent(second_id)
+    await second.send_frame({"type": "status", "status": "away"})
+    await until_status(second, second_id, "away")
+    agent, conv, waiting = await queue_behind(seats, first_id)
+
+    frame = {"type": "transfer", "conversation": conv, "agent": second_id}
+    await agent.request(frame, answer="transferred")
+    assigned = await waiting.receive("assigned", timeout=30)
+    assert assigned["conversation"]["agent"]["id"] == first_id
+    assert assigned["conversation"]["id"] == waiting.conversation
 
 
 async def test_capacity_is_never_exceeded_under_concurrent_starts(
