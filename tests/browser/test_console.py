@@ -82,6 +82,41 @@ def test_queued_chat_is_taken_closed_and_transferred(session: Session) -> None:
     expect(second.message("Alice here")).to_be_visible()
 
 
+def test_agent_reopens_a_closed_chat_and_the_customer_chats_on(
+    session: Session,
+) -> None:
+    alice = Agent(session.page()).log_in("alice")
+    customer = Customer(session.page()).visit()
+    customer.start_chat(name="Rita Return", email="rita@example.com")
+    customer.send("My parcel never came")
+    alice.open_chat("Rita Return")
+    alice.reply("It is on its way")
+    expect(customer.message("It is on its way")).to_be_visible()
+
+    alice.page.get_by_role("button", name="Close chat").click()
+    expect(alice.state).to_have_text("Closed")
+    expect(alice.composer).to_be_disabled()
+    expect(customer.status).to_contain_text("This chat was closed")
+
+    # Reopened from the console: the chat is Alice's again on both sides.
+    reopen = alice.page.get_by_role("button", name="Reopen chat")
+    reopen.click()
+    expect(alice.state).to_have_text("Open · assigned to you")
+    expect(reopen).to_have_count(0)
+    expect(customer.status).to_have_text("You're chatting with Alice Martin.")
+
+    alice.reply("Sorry, it was lost. A new one ships today.")
+    expect(customer.message("A new one ships today.")).to_be_visible()
+    customer.send("Thank you!")
+    expect(alice.message("Thank you!")).to_be_visible()
+    assert customer.texts() == [
+        "My parcel never came",
+        "It is on its way",
+        "Sorry, it was lost. A new one ships today.",
+        "Thank you!",
+    ]
+
+
 def test_canned_responses_are_created_inserted_edited_and_deleted(
     session: Session,
 ) -> None:

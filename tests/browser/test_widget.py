@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
-from playwright.sync_api import WebSocketRoute, expect
+from playwright.sync_api import Page, WebSocket, WebSocketRoute, expect
 
 from tests.browser.conftest import TIMEOUT_MS, DemoServer, Session
 from tests.browser.people import Agent, Customer
@@ -273,3 +276,139 @@ def test_a_resync_from_the_server_fetches_what_it_lost(session: Session) -> None
     routes[-1].send('{"type":"resync"}')
     expect(customer.message("Lost on the way")).to_be_visible()
     assert customer.texts() == ["Are you there?", "Lost on the way"]
+
+
+def received_frames(page: Page) -> list[str]:
+    """Every WebSocket frame the page receives from now on, as text."""
+    frames: list[str] = []
+
+    def watch(ws: WebSocket) -> None:
+        ws.on(
+            "framereceived",
+            lambda payload: frames.append(
+                payload if isinstance(payload, str) else payload.decode()
+            ),
+        )
+
+    page.on("websocket", watch)
+    return frames
+
+
+@pytest.mark.parametrize("server_env", [{"SWITCHBOARD_REQUIRE_PRECHAT": "true"}])
+def test_required_prechat_refuses_to_start_without_name_and_email(
+    session: Session,
+) -> None:
+    agent = Agent(session.page()).log_in("alice")
+    page = session.page()
+    frames = received_frames(page)
+    customer = Customer(page).visit()
+    customer.launcher.click()
+
+    # The page embeds the widget with the default, optional form; the
+    # server refuses a hello without the details, and the form comes back.
+    start = page.get_by_role("button", name="Start chat")
+    expect(page.get_by_label("Name (optional)")).to_be_visible()
+    start.click()
+    expect(customer.widget.get_by_role("alert")).to_have_text(
+        "Please give your name and email to start a chat."
+    )
+    assert any('"code":"bad_frame"' in frame for frame in frames)
+    assert not any('"type":"welcome"' in frame for frame in frames)
+
+    # Required from now on: the browser keeps an empty form from going out.
+    name = page.get_by_label("Name", exact=True)
+    email = page.get_by_label("Email", exact=True)
+    expect(name).to_have_attribute("required", "")
+    start.click()
+    expect(start).to_be_visible()
+    expect(customer.composer).to_have_count(0)
+    assert name.evaluate("input => input.validity.valueMissing")
+
+    name.fill("Nina Named")
+    email.fill("nina@example.com")
+    start.click()
+    customer.send("Now you know who I am")
+    agent.open_chat("Nina Named")
+    expect(agent.message("Now you know who I am")).to_be_visible()
+
+
+def test_optional_prechat_starts_a_chat_with_empty_fields(session: Session) -> None:
+    agent = Agent(session.page()).log_in("alice")
+    page = session.page()
+    frames = received_frames(page)
+    customer = Customer(page).visit()
+    customer.launcher.click()
+
+    expect(page.get_by_label("Name (optional)")).to_have_value("")
+    expect(page.get_by_label("Email (optional)")).to_have_value("")
+    page.get_by_role("button", name="Start chat").click()
+    customer.send("No names needed")
+
+    expect(agent.chat_list.locator(".cs-chat")).to_have_count(1)
+    agent.chat_list.locator(".cs-chat").click()
+    expect(agent.message("No names needed")).to_be_visible()
+    assert not any('"type":"error"' in frame for frame in frames)
+
+
+def test_message_list_is_a_live_log_and_shows_delivered_before_read(
+    session: Session,
+) -> None:
+    agent = Agent(session.page()).log_in("alice")
+    customer = Customer(session.page()).visit()
+    customer.start_chat()
+
+    # A log region announces additions politely, the delivery state not.
+    log = customer.widget.get_by_role("log", name="Chat messages")
+    expect(log).to_have_attribute("aria-live", "polite")
+    expect(log).to_have_attribute("aria-relevant", "additions")
+
+    # Stored and acknowledged, not yet seen by the agent: delivered.
+    customer.send("Is this delivered?")
+    mine = customer.message("Is this delivered?")
+    expect(mine).to_have_attribute("data-state", "delivered")
+    expect(mine.locator(".sb-msg__status")).to_have_text("Delivered")
+    expect(mine.locator(".sb-msg__status")).to_have_attribute("aria-live", "off")
+    expect(log.locator(".sb-msg")).to_have_count(1)
+
+    # The agent opens the chat, which reads it.
+    agent.open_chat("Vera Visitor")
+    expect(mine.locator(".sb-msg__status")).to_have_text("Read")
+
+
+def readme_snippet() -> list[str]:
+    """The attributes of the tag under "Embed the widget" in the README."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## Embed the widget", 1)[1]
+    tag = re.search(r"```html\n(<script.*?</script>)\n```", section, re.S)
+    assert tag is not None
+    unquoted = re.sub(r'"[^"]*"', '""', tag.group(1))
+    return re.findall(r"\s([a-z-]+)(?==|\s|>)", unquoted)
+
+
+def test_shop_embeds_the_widget_with_the_readme_snippet(session: Session) -> None:
+    page = session.page()
+    customer = Customer(page).visit()
+    snippet = readme_snippet()
+    assert snippet[:2] == ["src", "data-server"]
+    assert snippet[-1] == "async"
+
+    def embedded() -> dict[str, str]:
+        found: dict[str, str] = page.locator('script[src$="/widget.js"]').evaluate(
+            "s => Object.fromEntries([...s.attributes].map(a => [a.name, a.value]))"
+        )
+        return found
+
+    # A guest gets the tag without a customer token, which is optional.
+    tag = embedded()
+    assert list(tag) == [name for name in snippet if name != "data-customer-token"]
+    assert tag["data-server"] == server_origin(page)
+
+    customer.sign_in_as("Anna Schmidt")
+    tag = embedded()
+    assert list(tag) == snippet
+    assert tag["data-customer-token"]
+
+
+def server_origin(page: Page) -> str:
+    origin: str = page.evaluate("location.origin")
+    return origin

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from switchboard.errors import ProtocolError
-from switchboard.protocol import ErrorCode, Hello, Send, parse
+from switchboard.protocol import ErrorCode, Hello, Reopen, Send, parse
 from switchboard.protocol import server as frames
 from switchboard.protocol.frames import check_body
 
@@ -37,6 +37,31 @@ def test_send_is_parsed_with_its_ref() -> None:
         "hi",
         "r",
     )
+
+
+def test_reopen_is_parsed_with_its_ref() -> None:
+    frame = parse('{"type":"reopen","conversation":7,"ref":"r1"}', MAX)
+    assert frame == Reopen(type="reopen", conversation=7, ref="r1")
+
+
+def test_reopen_ref_is_optional() -> None:
+    frame = parse('{"type":"reopen","conversation":7}', MAX)
+    assert isinstance(frame, Reopen)
+    assert frame.ref is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"type": "reopen"}',
+        '{"type": "reopen", "conversation": 0}',
+        '{"type": "reopen", "conversation": "seven"}',
+        '{"type": "reopen", "conversation": 9007199254740993}',
+        '{"type": "reopen", "conversation": 7, "ref": 5}',
+    ],
+)
+def test_reopen_without_a_valid_conversation_is_a_bad_frame(text: str) -> None:
+    assert error_of(text) is ErrorCode.BAD_FRAME
 
 
 @pytest.mark.parametrize(

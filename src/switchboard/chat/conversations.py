@@ -246,6 +246,8 @@ class Conversations:
                 await self.transfer(conn, frame)
             case client.Close():
                 await self.close(conn, frame)
+            case client.Reopen():
+                await self.reopen(conn, frame)
             case _:  # pragma: no cover - hello and ping never get here
                 raise ProtocolError(ErrorCode.UNKNOWN_TYPE, "unknown frame type")
 
@@ -505,6 +507,21 @@ class Conversations:
 
         # The agent's lower load, once announced, drains the queue.
         await self._announce_agents(conn.agent_id)
+
+    async def reopen(self, conn: Connection, frame: client.Reopen) -> None:
+        """Reopen a closed conversation and assign it to the agent asking."""
+        self._require(conn, Role.AGENT)
+        conv = await self._readable(conn, frame.conversation)
+
+        # One transaction from closed to open with this agent: the chat is
+        # never queued in between, so no drain elsewhere can route it away.
+        assignment = await self.store.reopen_to(conv.id, conn.agent_id)
+        if assignment is None:
+            fresh = await self.store.conversation(conv.id)
+            if fresh.state is not ConversationState.CLOSED:
+                raise ProtocolError(ErrorCode.BAD_STATE, "conversation is not closed")
+            raise ProtocolError(ErrorCode.AT_CAPACITY, "you are at capacity")
+        await self._assigned(assignment)
 
     async def _announce_agents(self, *agent_ids: int) -> None:
         for agent_id in agent_ids:

@@ -31,6 +31,7 @@ __all__ = [
     "Join",
     "Ping",
     "Read",
+    "Reopen",
     "Send",
     "Start",
     "Status",
@@ -166,6 +167,13 @@ class Close(_Frame):
     conversation: ConversationId
 
 
+class Reopen(_Frame):
+    """Agent: reopen a closed conversation and take it."""
+
+    type: Literal["reopen"]
+    conversation: ConversationId
+
+
 ClientFrame = Annotated[
     Hello
     | Ping
@@ -178,7 +186,8 @@ ClientFrame = Annotated[
     | Status
     | Take
     | Transfer
-    | Close,
+    | Close
+    | Reopen,
     Field(discriminator="type"),
 ]
 

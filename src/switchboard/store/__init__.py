@@ -46,7 +46,7 @@ class AgentStatus(enum.StrEnum):
 class ConversationState(enum.StrEnum):
     QUEUED = "queued"  # waiting for an agent
     OPEN = "open"  # assigned to an agent
-    CLOSED = "closed"  # closed by an agent; a new customer message reopens it
+    CLOSED = "closed"  # closed; a customer message or an agent reopens it
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +115,7 @@ class Assignment:
     conversation_id: int
     agent_id: int
     previous_agent_id: int | None
-    reason: str  # "previous" | "least_loaded" | "transfer" | "take"
+    reason: str  # "previous" | "least_loaded" | "transfer" | "take" | "reopen"
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +256,16 @@ class Store(Protocol):
         Same checks and effects as :meth:`assign` with only that agent as
         candidate, except that status AWAY does not prevent it. Returns
         None if the conversation is not QUEUED or the agent is at capacity.
+        """
+
+    async def reopen_to(self, conversation_id: int, agent_id: int) -> Assignment | None:
+        """An agent reopens a CLOSED conversation and takes it at once.
+
+        Same checks and effects as :meth:`take` (capacity counts, status
+        AWAY does not), from CLOSED instead of QUEUED, with reason
+        "reopen", in one transaction: the conversation is never queued in
+        between, so no drain can hand it to someone else. Returns None,
+        changing nothing, if it is not CLOSED or the agent is at capacity.
         """
 
     async def transfer(

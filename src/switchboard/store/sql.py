@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Row, case, func, insert, select, update
@@ -209,21 +209,11 @@ class SqlStore(AccountsMixin):
         return await self._write(transaction)
 
     async def take(self, conversation_id: int, agent_id: int) -> Assignment | None:
-        async def transaction(conn: AsyncConnection) -> Assignment | None:
-            conversation = await _lock_conversation(conn, conversation_id)
-            if conversation.state != QUEUED:
-                return None
+        return await self._write(_taking(conversation_id, agent_id, QUEUED, "take"))
 
-            agent = await lock_agent(conn, agent_id)
-            if agent.open_chats >= agent.capacity:
-                return None
-
-            await _give(conn, conversation_id, agent_id, "take")
-            return Assignment(
-                conversation_id, agent_id, conversation.last_agent_id, "take"
-            )
-
-        return await self._write(transaction)
+    async def reopen_to(self, conversation_id: int, agent_id: int) -> Assignment | None:
+        """See :meth:`Store.reopen_to`: a take that starts from CLOSED."""
+        return await self._write(_taking(conversation_id, agent_id, CLOSED, "reopen"))
 
     async def transfer(
         self, conversation_id: int, from_agent: int, to_agent: int
@@ -557,6 +547,31 @@ async def _lock_conversation(conn: AsyncConnection, conversation_id: int) -> Row
     if row is None:
         raise NotFound(f"no conversation {conversation_id}")
     return row
+
+
+def _taking(
+    conversation_id: int, agent_id: int, state: str, reason: str
+) -> Callable[[AsyncConnection], Awaitable[Assignment | None]]:
+    """The transaction of an agent taking a conversation in ``state``.
+
+    Taking a queued chat and reopening a closed one differ only in the
+    state they start from; both check capacity under the agent's lock, and
+    neither asks for status ONLINE (an agent may take work while away).
+    """
+
+    async def transaction(conn: AsyncConnection) -> Assignment | None:
+        conversation = await _lock_conversation(conn, conversation_id)
+        if conversation.state != state:
+            return None
+
+        agent = await lock_agent(conn, agent_id)
+        if agent.open_chats >= agent.capacity:
+            return None
+
+        await _give(conn, conversation_id, agent_id, reason)
+        return Assignment(conversation_id, agent_id, conversation.last_agent_id, reason)
+
+    return transaction
 
 
 def _choose(eligible: Sequence[Row[Any]], prefer: int | None) -> tuple[int, str]:

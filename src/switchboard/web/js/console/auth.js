@@ -33,7 +33,10 @@ export function bindLoginForm(form, errorLine, onSignedIn) {
       response = await fetch("/api/login", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ login: fields.get("login"), password: fields.get("password") }),
+        body: JSON.stringify({
+          login: fields.get("login"),
+          password: fields.get("password"),
+        }),
       });
     } catch {
       errorLine.textContent = "The server cannot be reached.";

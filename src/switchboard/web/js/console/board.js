@@ -39,11 +39,15 @@ export class Board extends EventTarget {
   }
 
   render() {
-    const sorted = [...this.entries.values()].sort((a, b) => a.name.localeCompare(b.name));
+    const sorted = [...this.entries.values()].sort((a, b) =>
+      a.name.localeCompare(b.name),
+    );
     this.list.replaceChildren(...sorted.map((entry) => this.#row(entry)));
 
     const mine = this.entries.get(this.me);
-    if (mine && mine.status !== this.statusSelect.value) this.statusSelect.value = mine.status;
+    if (mine && mine.status !== this.statusSelect.value) {
+      this.statusSelect.value = mine.status;
+    }
   }
 
   #row(entry) {
@@ -52,7 +56,10 @@ export class Board extends EventTarget {
       "li",
       { class: `cs-agent cs-agent--${shown}`, "data-agent": String(entry.id) },
       h("span", { class: "cs-dot", "aria-hidden": "true" }),
-      h("span", { class: "cs-agent__name", text: entry.id === this.me ? `${entry.name} (you)` : entry.name }),
+      h("span", {
+        class: "cs-agent__name",
+        text: entry.id === this.me ? `${entry.name} (you)` : entry.name,
+      }),
       h("span", { class: "cs-agent__status", text: LABELS[shown] }),
       h("span", {
         class: "cs-agent__load",

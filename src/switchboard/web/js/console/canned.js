@@ -37,7 +37,9 @@ export class CannedResponses {
   }
 
   render() {
-    const sorted = [...this.responses].sort((a, b) => a.shortcut.localeCompare(b.shortcut));
+    const sorted = [...this.responses].sort((a, b) =>
+      a.shortcut.localeCompare(b.shortcut),
+    );
     this.list.replaceChildren(
       ...(sorted.length
         ? sorted.map((response) => this.#item(response))
@@ -92,7 +94,9 @@ export class CannedResponses {
       else await this.api.post("/api/canned", body);
     } catch (error) {
       this.error.textContent =
-        error.status === 422 ? "Use letters, digits, - or _ for the shortcut." : error.message;
+        error.status === 422
+          ? "Use letters, digits, - or _ for the shortcut."
+          : error.message;
       return;
     }
     this.#edit(null);

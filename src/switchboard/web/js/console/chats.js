@@ -9,6 +9,12 @@
 import { formatTime, h } from "../lib/dom.js";
 import { announce, quietly, setTitleBadge } from "./page.js";
 
+// What the screen reader hears when a chat joins the list, by reason.
+const ANNOUNCED = {
+  take: (who) => `You took the chat with ${who}.`,
+  reopen: (who) => `You reopened the chat with ${who}.`,
+};
+
 export class ChatList {
   constructor({ list, queueList, queueCount, api, me, onSelect, onTake }) {
     this.list = list;
@@ -65,7 +71,8 @@ export class ChatList {
     if (!chat) return;
     if (message.seq <= chat.lastSeq) return; // a replay of what we counted
     chat.lastSeq = message.seq;
-    chat.preview = message.kind === "product" ? `Product: ${message.body}` : message.body;
+    chat.preview =
+      message.kind === "product" ? `Product: ${message.body}` : message.body;
     if (message.sender !== this.user) chat.unread += 1;
     this.render();
   }
@@ -84,7 +91,7 @@ export class ChatList {
     if (mine && !known) {
       this.chats.set(info.id, { info, unread: 0, lastSeq: 0 });
       const who = info.customer?.name || "a visitor";
-      announce(reason === "take" ? `You took the chat with ${who}.` : `New chat from ${who}.`);
+      announce(ANNOUNCED[reason]?.(who) ?? `New chat from ${who}.`);
     } else if (mine) {
       this.chats.get(info.id).info = info;
     } else if (known && info.id !== this.selected) {

@@ -90,7 +90,9 @@ export class Composer {
 
   #insert(response) {
     const caret = this.input.selectionStart;
-    const before = this.input.value.slice(0, caret).replace(SHORTCUT, `$1${response.body}`);
+    const before = this.input.value
+      .slice(0, caret)
+      .replace(SHORTCUT, `$1${response.body}`);
     this.input.value = before + this.input.value.slice(caret);
     this.input.setSelectionRange(before.length, before.length);
     this.#close();
@@ -127,7 +129,10 @@ export class Composer {
       ),
     );
     if (open) {
-      this.input.setAttribute("aria-activedescendant", `canned-option-${this.matches[this.active].id}`);
+      this.input.setAttribute(
+        "aria-activedescendant",
+        `canned-option-${this.matches[this.active].id}`,
+      );
     } else {
       this.input.removeAttribute("aria-activedescendant");
     }

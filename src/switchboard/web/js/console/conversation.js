@@ -47,7 +47,9 @@ export class ConversationView extends EventTarget {
       this.id ? this.send({ type: "typing", conversation: this.id, active }) : false,
     );
     this.typingIn = new TypingShown((names) => {
-      this.typingLine.textContent = names.length ? `${names.join(", ")} is typing…` : "";
+      this.typingLine.textContent = names.length
+        ? `${names.join(", ")} is typing…`
+        : "";
     });
     board.addEventListener("change", () => this.#renderActions());
     document.addEventListener("visibilitychange", () => this.markRead());
@@ -121,9 +123,11 @@ export class ConversationView extends EventTarget {
 
   markRead() {
     const timeline = this.timeline;
-    if (!timeline || timeline.replaying || document.visibilityState !== "visible") return;
+    if (!timeline || timeline.replaying) return;
+    if (document.visibilityState !== "visible") return;
     if (timeline.last <= (this.readSent || 0)) return;
-    if (this.send({ type: "read", conversation: timeline.conversation, seq: timeline.last })) {
+    const { conversation, last: seq } = timeline;
+    if (this.send({ type: "read", conversation, seq })) {
       this.readSent = timeline.last;
     }
   }
@@ -181,8 +185,11 @@ export class ConversationView extends EventTarget {
     if (message.sender === this.user) this.pending.delete(message.client_id);
     else this.typingIn.stopped(message.sender);
 
-    if (!this.timeline.replaying && this.timeline.hasGap) this.#join(this.timeline.last);
-    else this.markRead();
+    if (!this.timeline.replaying && this.timeline.hasGap) {
+      this.#join(this.timeline.last);
+    } else {
+      this.markRead();
+    }
   }
 
   #synced(frame) {
@@ -208,7 +215,7 @@ export class ConversationView extends EventTarget {
   }
 
   // Errors about a reply mark it; any other error (a refused transfer,
-  // take or close) is said in the problem line.
+  // take, close or reopen) is said in the problem line.
   #error(frame) {
     if (frame.ref && frame.ref === this.joinRef) {
       this.joinRef = null;
@@ -235,9 +242,8 @@ export class ConversationView extends EventTarget {
     const ref = randomId();
     this.timeline.replaying = true;
     this.rejoin = false;
-    this.joinRef = this.send({ type: "join", conversation: this.id, after_seq: after, ref })
-      ? ref
-      : null; // not connected: the next welcome resumes
+    const frame = { type: "join", conversation: this.id, after_seq: after, ref };
+    this.joinRef = this.send(frame) ? ref : null; // else the next welcome resumes
   }
 
   #retryJoin(id) {
@@ -277,7 +283,8 @@ export class ConversationView extends EventTarget {
       this.composer.enabled = false;
       return;
     }
-    this.title.textContent = info.customer?.name || `Visitor ${info.customer?.id ?? ""}`;
+    this.title.textContent =
+      info.customer?.name || `Visitor ${info.customer?.id ?? ""}`;
     this.state.textContent = describe(info, this.me);
     this.composer.enabled = this.mine;
     this.#renderActions();
@@ -290,13 +297,25 @@ export class ConversationView extends EventTarget {
     const buttons = [];
     if (info.state === "queued") {
       buttons.push(
-        button("Take this chat", () => this.send({ type: "take", conversation: info.id })),
+        button("Take this chat", () =>
+          this.send({ type: "take", conversation: info.id }),
+        ),
       );
     }
     if (this.mine) {
       buttons.push(this.#transferControl(info));
       buttons.push(
         button("Close chat", () => this.send({ type: "close", conversation: info.id })),
+      );
+    }
+    // A closed chat comes back to the agent who reopens it; the
+    // `assigned` that follows turns the view and the composer back on.
+    if (info.state === "closed") {
+      buttons.push(
+        button("Reopen chat", () => {
+          this.problem.textContent = "";
+          this.send({ type: "reopen", conversation: info.id });
+        }),
       );
     }
     this.actions.replaceChildren(...buttons);
@@ -311,7 +330,9 @@ export class ConversationView extends EventTarget {
         ? targets.map((agent) =>
             h("option", {
               value: String(agent.id),
-              text: `${agent.name} (${agent.open_chats}/${agent.capacity}, ${agent.status})`,
+              text:
+                `${agent.name} ` +
+                `(${agent.open_chats}/${agent.capacity}, ${agent.status})`,
             }),
           )
         : [h("option", { value: "", text: "No other agent connected" })]),
@@ -323,7 +344,8 @@ export class ConversationView extends EventTarget {
       select,
       button("Transfer", () => {
         if (select.value) {
-          this.send({ type: "transfer", conversation: info.id, agent: Number(select.value) });
+          const agent = Number(select.value);
+          this.send({ type: "transfer", conversation: info.id, agent });
         }
       }),
     );
@@ -336,7 +358,9 @@ function button(text, onclick) {
 
 function describe(info, me) {
   if (info.state === "queued") {
-    return info.queue_position ? `Waiting in the queue (number ${info.queue_position})` : "Waiting in the queue";
+    return info.queue_position
+      ? `Waiting in the queue (number ${info.queue_position})`
+      : "Waiting in the queue";
   }
   if (info.state === "closed") return "Closed";
   if (info.agent?.id === me) return "Open · assigned to you";

@@ -67,7 +67,12 @@ function pageSection(context) {
     { class: "cs-customer__page" },
     h("h3", { text: "Current page" }),
     url
-      ? h("a", { href: url, target: "_blank", rel: "noopener", text: context.title || url })
+      ? h("a", {
+          href: url,
+          target: "_blank",
+          rel: "noopener",
+          text: context.title || url,
+        })
       : h("p", { class: "cs-muted", text: "Not known yet." }),
   );
 }
@@ -82,12 +87,16 @@ function cartSection(context) {
       ? h(
           "ul",
           { class: "cs-plain" },
-          ...cart.map((item) =>
-            h("li", { text: `${item.quantity} × ${item.name || item.sku}${item.price ? ` · ${item.price}` : ""}` }),
-          ),
+          ...cart.map((item) => h("li", { text: cartLine(item) })),
         )
       : h("p", { class: "cs-muted", text: "Empty." }),
   );
+}
+
+// "2 × Burr Grinder · 89.00": quantity, name (or SKU), and price if known.
+function cartLine(item) {
+  const price = item.price ? ` · ${item.price}` : "";
+  return `${item.quantity} × ${item.name || item.sku}${price}`;
 }
 
 function ordersSection(orders) {

@@ -34,7 +34,9 @@ export class ProductSearch {
       this.render();
       return;
     }
-    const { products } = await this.api.get(`/api/products?q=${encodeURIComponent(query)}&limit=10`);
+    const { products } = await this.api.get(
+      `/api/products?q=${encodeURIComponent(query)}&limit=10`,
+    );
     if (query !== this.query) return; // a newer search is under way
     this.found = products;
     this.render();
@@ -44,7 +46,9 @@ export class ProductSearch {
   render() {
     const enabled = this.canSend();
     if (this.query && !this.found.length) {
-      this.results.replaceChildren(h("li", { class: "cs-empty", text: "No products found." }));
+      this.results.replaceChildren(
+        h("li", { class: "cs-empty", text: "No products found." }),
+      );
       return;
     }
     this.results.replaceChildren(

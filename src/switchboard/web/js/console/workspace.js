@@ -39,7 +39,12 @@ export class Workspace {
       byId("connection").textContent = CONNECTION_LABELS[event.detail] || "";
     });
 
-    this.board = new Board({ list: byId("board"), statusSelect: byId("my-status"), me, send });
+    this.board = new Board({
+      list: byId("board"),
+      statusSelect: byId("my-status"),
+      me,
+      send,
+    });
     this.canned = new CannedResponses({
       list: byId("canned-list"),
       form: byId("canned-form"),
@@ -81,7 +86,11 @@ export class Workspace {
         send({ type: "take", conversation: id });
       },
     });
-    this.left = new LeftMessages({ list: byId("left-messages"), count: byId("left-count"), api });
+    this.left = new LeftMessages({
+      list: byId("left-messages"),
+      count: byId("left-count"),
+      api,
+    });
     this.view.addEventListener("change", () => this.products.render());
   }
 

@@ -124,7 +124,11 @@ export class MessageList {
 
   #item(message, mine) {
     if (message.kind === "system") {
-      return h("li", { class: "sb-msg sb-msg--system" }, h("p", { text: message.body }));
+      return h(
+        "li",
+        { class: "sb-msg sb-msg--system" },
+        h("p", { text: message.body }),
+      );
     }
     const who = mine ? "You" : message.sender_name || "Them";
     const body =
@@ -156,7 +160,8 @@ export class MessageList {
 
     item.dataset.state = state;
     const label = item.querySelector(".sb-msg__status");
-    const text = state === "failed" ? `${STATUS.failed}: ${item.dataset.failed}` : STATUS[state];
+    const text =
+      state === "failed" ? `${STATUS.failed}: ${item.dataset.failed}` : STATUS[state];
     if (label && label.textContent !== text) label.textContent = text;
   }
 }

@@ -10,12 +10,22 @@ export function productCard(data, { base, newTab = false } = {}) {
   return h(
     "div",
     { class: "sb-product" },
-    image && h("img", { class: "sb-product__image", src: image, alt: "", width: 64, height: 64 }),
+    image &&
+      h("img", {
+        class: "sb-product__image",
+        src: image,
+        alt: "",
+        width: 64,
+        height: 64,
+      }),
     h(
       "div",
       { class: "sb-product__info" },
       h("span", { class: "sb-product__name", text: name }),
-      h("span", { class: "sb-product__price", text: formatPrice(data.price, data.currency) }),
+      h("span", {
+        class: "sb-product__price",
+        text: formatPrice(data.price, data.currency),
+      }),
       link &&
         h("a", {
           class: "sb-product__link",

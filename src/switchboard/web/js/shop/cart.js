@@ -16,8 +16,12 @@ export function readCart() {
 export function addToCart(product) {
   const items = readCart();
   const line = items.find((item) => item.sku === product.sku);
-  if (line) line.quantity += 1;
-  else items.push({ sku: product.sku, name: product.name, quantity: 1, price: product.price });
+  if (line) {
+    line.quantity += 1;
+  } else {
+    const { sku, name, price } = product;
+    items.push({ sku, name, quantity: 1, price });
+  }
   writeCart(items);
 }
 

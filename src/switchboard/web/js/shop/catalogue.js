@@ -26,7 +26,9 @@ export async function loadProducts() {
 }
 
 export function renderGrid(list, products) {
-  const featured = FEATURED.map((sku) => products.find((p) => p.sku === sku)).filter(Boolean);
+  const featured = FEATURED.map((sku) => products.find((p) => p.sku === sku)).filter(
+    Boolean,
+  );
   list.replaceChildren(...featured.map(productTile));
 }
 
@@ -37,7 +39,10 @@ export function renderDetail(section, product) {
       "div",
       { class: "product-detail__info" },
       h("h1", { text: product.name }),
-      h("p", { class: "product-price", text: formatPrice(product.price, product.currency) }),
+      h("p", {
+        class: "product-price",
+        text: formatPrice(product.price, product.currency),
+      }),
       h("p", { class: "product-sku", text: `Article ${product.sku}` }),
       addButton(product),
       h("p", {}, h("a", { href: "/", text: "← Back to all products" })),
@@ -52,7 +57,10 @@ function productTile(product) {
     { class: "product" },
     h("img", { src: product.image, alt: "", width: 160, height: 160 }),
     h("h3", {}, h("a", { href: product.url, text: product.name })),
-    h("p", { class: "product-price", text: formatPrice(product.price, product.currency) }),
+    h("p", {
+      class: "product-price",
+      text: formatPrice(product.price, product.currency),
+    }),
     addButton(product),
   );
 }

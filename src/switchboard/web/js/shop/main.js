@@ -44,7 +44,10 @@ function addChatWidget(token) {
 function renderCart() {
   const items = readCart();
   const count = items.reduce((sum, item) => sum + item.quantity, 0);
-  const total = items.reduce((sum, item) => sum + Number(item.price) * item.quantity, 0);
+  const total = items.reduce(
+    (sum, item) => sum + Number(item.price) * item.quantity,
+    0,
+  );
   byId("cart-count").textContent = String(count);
   byId("cart-items").replaceChildren(
     ...items.map((item) =>

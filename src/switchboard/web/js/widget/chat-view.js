@@ -26,7 +26,14 @@ export class ChatView {
       this.input,
       h("button", { type: "submit", class: "sb-send", text: "Send" }),
     );
-    this.root = h("div", { class: "sb-chat" }, this.list.root, this.typing, this.problem, form);
+    this.root = h(
+      "div",
+      { class: "sb-chat" },
+      this.list.root,
+      this.typing,
+      this.problem,
+      form,
+    );
     this.#listen();
   }
 

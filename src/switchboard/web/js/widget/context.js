@@ -35,7 +35,8 @@ function readCart(cartKey) {
   if (!Array.isArray(items)) return [];
   return items.slice(0, MAX_ITEMS).flatMap((item) => {
     if (!item || typeof item !== "object" || !item.sku) return [];
-    const quantity = Math.max(0, Math.min(10000, Math.trunc(Number(item.quantity) || 0)));
+    const count = Math.trunc(Number(item.quantity) || 0);
+    const quantity = Math.max(0, Math.min(10000, count));
     return [
       {
         sku: String(item.sku).slice(0, MAX_TEXT),

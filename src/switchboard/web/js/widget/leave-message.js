@@ -3,8 +3,10 @@
 import { h } from "../lib/dom.js";
 
 export function leaveMessageView({ server, token, prefill = {}, onSent, onBack }) {
-  const field = (id, label, props) =>
-    [h("label", { for: id, text: label }), h(props.tag || "input", { id, required: true, ...props, tag: null })];
+  const field = (id, label, props) => [
+    h("label", { for: id, text: label }),
+    h(props.tag || "input", { id, required: true, ...props, tag: null }),
+  ];
 
   const [nameLabel, name] = field("sb-left-name", "Name", {
     autocomplete: "name",
@@ -24,7 +26,11 @@ export function leaveMessageView({ server, token, prefill = {}, onSent, onBack }
   email.value = prefill.email || "";
 
   const problem = h("p", { class: "sb-problem", role: "alert" });
-  const submit = h("button", { type: "submit", class: "sb-primary", text: "Send message" });
+  const submit = h("button", {
+    type: "submit",
+    class: "sb-primary",
+    text: "Send message",
+  });
 
   async function send(event) {
     event.preventDefault();
@@ -61,7 +67,9 @@ export function leaveMessageView({ server, token, prefill = {}, onSent, onBack }
     "form",
     { class: "sb-form", onsubmit: send },
     h("p", {
-      text: "No one is available to chat right now. Leave us a message and we'll reply by email.",
+      text:
+        "No one is available to chat right now. " +
+        "Leave us a message and we'll reply by email.",
     }),
     nameLabel,
     name,
@@ -71,7 +79,13 @@ export function leaveMessageView({ server, token, prefill = {}, onSent, onBack }
     body,
     problem,
     submit,
-    onBack && h("button", { type: "button", class: "sb-link", text: "Back to the chat", onclick: onBack }),
+    onBack &&
+      h("button", {
+        type: "button",
+        class: "sb-link",
+        text: "Back to the chat",
+        onclick: onBack,
+      }),
   );
   return { root, focus: () => (name.value ? body : name).focus() };
 }

@@ -28,7 +28,8 @@ export function mount(options) {
 
   const host = h("div", { id: "switchboard-widget" });
   const shadow = host.attachShadow({ mode: "open" });
-  shadow.append(h("link", { rel: "stylesheet", href: new URL("/static/css/widget.css", config.server).href }));
+  const css = new URL("/static/css/widget.css", config.server).href;
+  shadow.append(h("link", { rel: "stylesheet", href: css }));
   document.body.append(host);
 
   const session = new Session(config);
@@ -51,6 +52,13 @@ function wirePanel(widget) {
     setOpen(widget, event.detail.open, { focus: true });
   });
   watch(PANEL_OPEN, (open) => setOpen(widget, Boolean(open), { focus: false }));
+
+  // The server refused to start without a name and email: ask for them,
+  // as required from now on.
+  widget.session.addEventListener("prechat-required", () => {
+    widget.config.prechat = "required";
+    showPrechat(widget, "Please give your name and email to start a chat.");
+  });
 
   // Another tab finished the pre-chat form: this one follows into the chat.
   watch("visitor-token", (token) => {
@@ -104,9 +112,10 @@ function showChat(widget, prechat) {
   widget.session.begin(prechat || load(PRECHAT));
 }
 
-function showPrechat(widget) {
+function showPrechat(widget, problem = "") {
   const view = prechatView({
     required: widget.config.prechat === "required",
+    problem,
     onSubmit: (fields) => {
       save(PRECHAT, fields);
       showChat(widget, fields);
@@ -124,7 +133,9 @@ function showOffline(widget) {
     prefill: load(PRECHAT) || {},
     onSent: (fields) => {
       save(PRECHAT, fields);
-      panel.show(noteView("Thank you! We received your message and will reply by email."));
+      panel.show(
+        noteView("Thank you! We received your message and will reply by email."),
+      );
     },
     onBack: session.timeline ? () => showChat(widget) : null,
   });
@@ -138,7 +149,9 @@ function wireStatus(widget) {
   const on = (type, handler) => session.addEventListener(type, handler);
 
   on("conversation", () => panel.setStatus(describe(session.info)));
-  on("connection", (event) => panel.setBanner(banner(event.detail, session.conn.reason)));
+  on("connection", (event) =>
+    panel.setBanner(banner(event.detail, session.conn.reason)),
+  );
 
   const unread = () => {
     if (panel.isOpen && document.visibilityState === "visible") session.markRead();

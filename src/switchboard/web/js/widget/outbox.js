@@ -18,7 +18,8 @@ export class Outbox {
   }
 
   add(entry) {
-    save(this.key, [...this.all().filter((e) => e.client_id !== entry.client_id), entry]);
+    const others = this.all().filter((e) => e.client_id !== entry.client_id);
+    save(this.key, [...others, entry]);
   }
 
   remove(clientId) {

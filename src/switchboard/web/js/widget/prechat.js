@@ -2,7 +2,7 @@
 
 import { h } from "../lib/dom.js";
 
-export function prechatView({ required, onSubmit }) {
+export function prechatView({ required, problem = "", onSubmit }) {
   const optional = required ? "" : " (optional)";
   const name = h("input", {
     id: "sb-name",
@@ -29,6 +29,7 @@ export function prechatView({ required, onSubmit }) {
       },
     },
     h("p", { text: "Tell us who you are and we'll connect you with our team." }),
+    problem ? h("p", { class: "sb-problem", role: "alert", text: problem }) : null,
     h("label", { for: "sb-name", text: `Name${optional}` }),
     name,
     h("label", { for: "sb-email", text: `Email${optional}` }),

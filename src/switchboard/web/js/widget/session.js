@@ -15,7 +15,7 @@
 // Events (CustomEvent, details in brackets): connection [state],
 // conversation [info], reset, message [message], pending [entry],
 // ack [{client_id, seq}], failed [{client_id, reason}], read, typing
-// [names], problem [text].
+// [names], problem [text], prechat-required.
 
 import { Connection, socketUrl } from "../lib/connection.js";
 import { randomId } from "../lib/dom.js";
@@ -109,7 +109,8 @@ export class Session extends EventTarget {
     const timeline = this.timeline;
     if (!timeline || timeline.last <= this.myRead) return;
     if (!timeline.unreadFor(this.user, this.myRead)) return;
-    if (this.conn.send({ type: "read", conversation: timeline.conversation, seq: timeline.last })) {
+    const { conversation, last: seq } = timeline;
+    if (this.conn.send({ type: "read", conversation, seq })) {
       this.myRead = timeline.last;
     }
   }
@@ -278,7 +279,8 @@ export class Session extends EventTarget {
         return;
       }
     }
-    const entry = frame.ref && this.outbox?.all().find((e) => e.client_id === frame.ref);
+    const entry =
+      frame.ref && this.outbox?.all().find((e) => e.client_id === frame.ref);
     if (entry) {
       if (frame.code === "unavailable" || frame.code === "internal") {
         setTimeout(() => this.#transmit(entry), RETRY_MS);
@@ -303,8 +305,13 @@ export class Session extends EventTarget {
       else this.conn.stop("auth");
       return;
     }
+    // The server wants a name and email before a visitor's first chat,
+    // whatever this page's data-prechat said. The failed hello left the
+    // socket waiting for another; the next begin() opens a fresh one.
     if (frame.code === "bad_frame" && /name and email/.test(frame.message)) {
-      this.#emit("problem", "Please give your name and email to start a chat.");
+      this.wanted = false;
+      this.conn.stop("prechat");
+      this.#emit("prechat-required");
     }
   }
 
@@ -330,7 +337,8 @@ export class Session extends EventTarget {
 
   #sendTyping(active) {
     if (!this.timeline) return false;
-    return this.conn.send({ type: "typing", conversation: this.timeline.conversation, active });
+    const conversation = this.timeline.conversation;
+    return this.conn.send({ type: "typing", conversation, active });
   }
 
   #sendContext() {
