@@ -495,6 +495,40 @@ async def test_reopen_requeues_a_closed_conversation_for_one_caller(
     assert (assignment.reason, assignment.previous_agent_id) == ("previous", ada.id)
 
 
+async def test_reopen_to_gives_a_closed_chat_to_one_agent_with_room(
+    stores: list[SqlStore],
+) -> None:
+    store = stores[0]
+    ada = await make_agent(store, "ada", capacity=1)
+    bob = await make_agent(store, "bob", status=AgentStatus.AWAY)
+    conversation = await make_conversation(store)
+    assert await store.reopen_to(conversation.id, bob.id) is None  # queued
+    await store.take(conversation.id, ada.id)
+    assert await store.reopen_to(conversation.id, bob.id) is None  # open
+    await store.close_conversation(conversation.id, ada.id)
+
+    # Ada is full again, so she cannot take it back; nothing changes.
+    other = await make_conversation(store)
+    await store.take(other.id, ada.id)
+    assert await store.reopen_to(conversation.id, ada.id) is None
+    assert (await store.conversation(conversation.id)).state == "closed"
+
+    # Racing reopens from every store: one wins, an away agent included.
+    results = await asyncio.gather(
+        *(s.reopen_to(conversation.id, bob.id) for s in stores * 3)
+    )
+    won = [r for r in results if r is not None]
+    assert len(won) == 1
+    assert (won[0].agent_id, won[0].reason) == (bob.id, "reopen")
+    reopened = await store.conversation(conversation.id)
+    assert (reopened.state, reopened.agent_id) == ("open", bob.id)
+    assert (await store.agent(bob.id)).open_chats == 1
+    reasons = [row["reason"] for row in await store.history(conversation.id)]
+    assert reasons == ["take", "close", "reopen"]
+    with pytest.raises(NotFound):
+        await store.reopen_to(conversation.id + 1000, bob.id)
+
+
 async def test_release_agent_requeues_its_open_conversations(
     store: SqlStore,
 ) -> None:
