@@ -11,7 +11,7 @@ import websockets
 
 from switchboard.client import Client
 from tests.chat.conftest import Clients, Server
-from tests.harness import AppServer, agent_token
+from tests.harness import AppServer, agent_token, until_status
 
 
 async def start_chat(clients: Clients, agent_id: int) -> tuple[Client, Client, int]:
@@ -74,6 +74,49 @@ async def test_every_tab_sees_every_message_once_and_in_order(
         assert tab.bodies(conv) == expected
         # Each seq arrived once, in order: no repeat, no gap-filling replay.
         assert tab.arrivals[conv] == list(range(1, 11))
+
+
+async def test_typing_read_and_assigned_frames_reach_every_tab(
+    clients: Clients, agent_ids: list[int]
+) -> None:
+    # The agent is away until both sides have two tabs open, so that the
+    # assignment happens with every tab there to see it.
+    agent_id = agent_ids[0]
+    agent_tabs = [await clients.agent(agent_id) for _ in range(2)]
+    await agent_tabs[0].send_frame({"type": "status", "status": "away"})
+    await until_status(agent_tabs[0], agent_id, "away")
+    first = await clients.customer()
+    conv = (await first.start())["id"]
+    second = await clients.customer(token=first.token)
+    assert (await second.start())["id"] == conv
+    customer_tabs = [first, second]
+    customer, agent = first.welcome["user"], f"a:{agent_id}"
+
+    await agent_tabs[0].send_frame({"type": "status", "status": "online"})
+    for tab in customer_tabs + agent_tabs:
+        assigned = await tab.receive("assigned")
+        assert assigned["conversation"]["id"] == conv
+        assert assigned["conversation"]["agent"]["id"] == agent_id
+
+    # Typing goes to the other side's tabs, whichever tab typed.
+    frame = {"type": "typing", "conversation": conv, "active": True}
+    await agent_tabs[1].send_frame(frame)
+    for tab in customer_tabs:
+        typing = await tab.receive("typing")
+        assert (typing["conversation"], typing["user"]) == (conv, agent)
+        assert typing["active"] is True
+    await second.send_frame({**frame, "active": False})
+    for tab in agent_tabs:
+        typing = await tab.receive("typing")
+        assert (typing["conversation"], typing["user"]) == (conv, customer)
+        assert typing["active"] is False
+
+    # A read cursor moved in one tab reaches every tab of both sides.
+    seq = await agent_tabs[0].send(conv, "Anything else?")
+    await second.send_frame({"type": "read", "conversation": conv, "seq": seq})
+    for tab in agent_tabs + customer_tabs:
+        read = await tab.receive("read", user=customer)
+        assert (read["conversation"], read["seq"]) == (conv, seq)
 
 
 async def test_resume_replays_exactly_the_missed_messages(
