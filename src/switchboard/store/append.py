@@ -33,7 +33,7 @@ from switchboard.errors import NotFound
 from switchboard.store import NewMessage, StoredMessage
 from switchboard.store.models import Base
 
-__all__ = ["append_asyncpg", "append_sql"]
+__all__ = ["append_asyncpg", "append_sql", "message_record"]
 
 CONVERSATIONS = Base.metadata.tables["conversations"]
 MESSAGES = Base.metadata.tables["messages"]
@@ -122,7 +122,10 @@ async def append_sql(
 
     client_ids = sorted({message.client_id for message in batch})
     rows = await conn.execute(_KNOWN, {"ids": ids, "client_ids": client_ids})
-    known = {(row.conversation_id, row.client_id): _stored(row) for row in rows}
+    known = {
+        (row.conversation_id, row.client_id): message_record(row, new=False)
+        for row in rows
+    }
 
     stored, new = _number(batch, last_seq, known)
     if not new:
@@ -214,7 +217,8 @@ async def append_asyncpg(raw: Any, batch: Sequence[NewMessage]) -> list[StoredMe
 # -- rows to records ----------------------------------------------------------
 
 
-def _stored(row: Any) -> StoredMessage:
+def message_record(row: Any, new: bool = True) -> StoredMessage:
+    """The record of a ``messages`` row, from either driver."""
     return StoredMessage(
         conversation_id=row.conversation_id,
         seq=row.seq,
@@ -224,7 +228,7 @@ def _stored(row: Any) -> StoredMessage:
         body=row.body,
         data=row.data,
         created_at=row.created_at,
-        new=False,
+        new=new,
     )
 
 

@@ -58,7 +58,7 @@ from switchboard.store.accounts import (
     lock_agent,
     lock_customer,
 )
-from switchboard.store.append import append_asyncpg, append_sql
+from switchboard.store.append import append_asyncpg, append_sql, message_record
 from switchboard.store.engine import for_writing, make_engine, normalize_url
 from switchboard.store.models import Base
 
@@ -390,7 +390,7 @@ class SqlStore(AccountsMixin):
                 .limit(limit)
             )
             rows = await conn.execute(query)
-        return [_message(row) for row in rows]
+        return [message_record(row) for row in rows]
 
     # -- read cursors -----------------------------------------------------
 
@@ -649,18 +649,4 @@ def _conversation(row: Row[Any]) -> Conversation:
         last_seq=row.last_seq,
         created_at=row.created_at,
         queued_at=row.queued_at,
-    )
-
-
-def _message(row: Row[Any], new: bool = True) -> StoredMessage:
-    return StoredMessage(
-        conversation_id=row.conversation_id,
-        seq=row.seq,
-        client_id=row.client_id,
-        sender=row.sender,
-        kind=row.kind,
-        body=row.body,
-        data=row.data,
-        created_at=row.created_at,
-        new=new,
     )
