@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 
 import pytest
 import websockets
@@ -19,12 +20,38 @@ async def error_for(client: Client, text: str) -> str:
     return str(frame["code"])
 
 
-async def started(clients: Clients, agent_ids: list[int]) -> tuple[Client, int]:
-    await clients.agent(agent_ids[0])
+async def chat(clients: Clients, agent_ids: list[int]) -> tuple[Client, Client, int]:
+    """An agent and a customer in a chat assigned to that agent."""
+    agent = await clients.agent(agent_ids[0])
     customer = await clients.customer()
     conv = (await customer.start())["id"]
     await customer.receive("assigned")
+    return agent, customer, conv
+
+
+async def started(clients: Clients, agent_ids: list[int]) -> tuple[Client, int]:
+    _, customer, conv = await chat(clients, agent_ids)
     return customer, conv
+
+
+async def only_this_was_stored_and_delivered(
+    server: Server, agent_id: int, agent: Client, customer: Client, conv: int
+) -> None:
+    """The customer's next message is the chat's first, and the first heard.
+
+    A refused frame that had been stored anyway would have taken seq 1; one
+    delivered anyway would have reached the participants before this.
+    """
+    assert await customer.send(conv, "the real first") == 1
+    for participant in (agent, customer):
+        heard = await participant.receive("message")
+        assert (heard["seq"], heard["body"]) == (1, "the real first")
+
+    stored = server.get(
+        f"/api/conversations/{conv}/messages",
+        headers={"Authorization": f"Bearer {agent_token(agent_id)}"},
+    ).json()["messages"]
+    assert [m["body"] for m in stored] == ["the real first"]
 
 
 @pytest.mark.parametrize(
@@ -62,6 +89,25 @@ async def test_empty_and_over_long_bodies_are_refused_and_not_stored(
     assert await customer.send(conv, "x" * 4000) == 1
 
 
+# One server shows the setting travels from the environment to the
+# welcome and the check; a cluster reads its settings the same way.
+@pytest.mark.parametrize("topology", ["standalone"])
+async def test_the_body_limit_is_configurable_end_to_end(
+    server_factory: Callable[..., Server],
+) -> None:
+    server = server_factory(SWITCHBOARD_MAX_BODY="50")
+    customer = await Client.connect(server.ws_url)
+    try:
+        assert customer.welcome["limits"]["max_body"] == 50
+        conv = (await customer.start())["id"]
+        with pytest.raises(ClientError) as caught:
+            await customer.send(conv, "x" * 51)
+        assert caught.value.code == "body_too_long"
+        assert await customer.send(conv, "x" * 50) == 1
+    finally:
+        await customer.close()
+
+
 async def test_someone_elses_conversation_is_not_found(
     clients: Clients, agent_ids: list[int]
 ) -> None:
@@ -76,6 +122,35 @@ async def test_someone_elses_conversation_is_not_found(
         with pytest.raises(ClientError) as caught:
             await stranger.request(frame, answer="ack")
         assert caught.value.code == "not_found"
+
+
+async def test_a_send_into_someone_elses_conversation_is_not_stored_or_delivered(
+    clients: Clients, agent_ids: list[int], server: Server
+) -> None:
+    agent, customer, conv = await chat(clients, agent_ids)
+    stranger = await clients.customer()
+    await stranger.start()
+
+    with pytest.raises(ClientError) as caught:
+        await stranger.send(conv, "let me in")
+    assert caught.value.code == "not_found"
+    await only_this_was_stored_and_delivered(
+        server, agent_ids[0], agent, customer, conv
+    )
+
+
+async def test_a_send_before_hello_is_not_stored_or_delivered(
+    clients: Clients, agent_ids: list[int], server: Server
+) -> None:
+    agent, customer, conv = await chat(clients, agent_ids)
+    frame = {"type": "send", "conversation": conv, "client_id": "x", "body": "hi"}
+    async with websockets.connect(server.ws_url) as ws:
+        await ws.send(json.dumps({**frame, "ref": "early"}))
+        error = json.loads(await ws.recv())
+        assert (error["code"], error["ref"]) == ("not_authenticated", "early")
+    await only_this_was_stored_and_delivered(
+        server, agent_ids[0], agent, customer, conv
+    )
 
 
 async def test_frames_before_hello_are_refused(server: Server) -> None:
