@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -13,6 +14,10 @@ import httpx
 from switchboard.client import Client
 from tests.chat.test_chat import send_through_a_kill
 from tests.conftest import free_port
+
+# What the demo promises in its output, written out here rather than taken
+# from the code that prints it.
+DEMO_LOGINS = [("alice", "alice-demo"), ("bob", "bob-demo"), ("carol", "carol-demo")]
 
 
 def start_demo(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -47,16 +52,28 @@ async def test_demo_keeps_every_acknowledged_message_through_sigkill(
     log = tmp_path / "demo.log"
     demo = start_demo(tmp_path / "data", port, log)
     try:
-        output = log.read_text()
-        assert "alice / alice-demo" in output
-        assert f"http://127.0.0.1:{port}/console" in output
+        # The demo tells a person where to go and how to sign in: both
+        # pages, and every agent's login, each of which works.
+        base = f"http://127.0.0.1:{port}"
+        urls = re.findall(r"https?://\S+", log.read_text())
+        assert f"{base}/" in urls
+        assert f"{base}/console" in urls
+        logins = re.findall(r"(\w+) / (\S+?)(?:,|$)", log.read_text(), re.M)
+        assert set(DEMO_LOGINS) <= set(logins)
 
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            login = await http.post(
-                "/api/login", json={"login": "alice", "password": "alice-demo"}
-            )
-            assert login.status_code == 200
-            token = login.json()["token"]
+        async with httpx.AsyncClient(base_url=base) as http:
+            for url in (f"{base}/", f"{base}/console"):
+                page = await http.get(url)
+                assert page.status_code == 200
+                assert "text/html" in page.headers["content-type"]
+            tokens = []
+            for name, password in DEMO_LOGINS:
+                login = await http.post(
+                    "/api/login", json={"login": name, "password": password}
+                )
+                assert login.status_code == 200, name
+                tokens.append(login.json()["token"])
+            token = tokens[0]
             found = await http.get(
                 "/api/products?limit=100",
                 headers={"Authorization": f"Bearer {token}"},

@@ -10,11 +10,18 @@ import textwrap
 import time
 from collections.abc import Callable
 
+import httpx
 import redis
 
+from switchboard.addressbook import server_of
 from switchboard.client import Client
-from tests.cluster.conftest import ClusterClients
-from tests.cluster.monitor import monitor
+from tests.cluster.conftest import (
+    LONG_EXPIRY,
+    ClusterClients,
+    looked_up,
+    wait_until_async,
+)
+from tests.cluster.monitor import Commands, monitor
 from tests.harness import AppServer, agent_token
 
 
@@ -111,6 +118,15 @@ async def test_vanished_clients_leave_no_address(
             process.stdout.close()
 
 
+def redis_now_ms(redis_url: str) -> int:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        seconds, microseconds = client.time()
+    finally:
+        client.close()
+    return seconds * 1000 + microseconds // 1000
+
+
 async def test_a_killed_server_leaves_no_address_and_its_clients_resume(
     clients: ClusterClients,
     start_server: Callable[..., AppServer],
@@ -118,26 +134,42 @@ async def test_a_killed_server_leaves_no_address_and_its_clients_resume(
     redis_url: str,
     prefix: str,
 ) -> None:
-    a, b = start_server(), start_server()
+    a, b = start_server(**LONG_EXPIRY), start_server(**LONG_EXPIRY)
     agent = await clients.agent(a, agent_ids[0])
     customer = Client(b.ws_url)
     await customer.open()
     conv = (await customer.start())["id"]
     await customer.receive("assigned")
     user = customer.welcome["user"]
+    dead_server = customer.welcome["server"]
     for n in range(5):
         await customer.send(conv, f"before {n}")
-    assert len(addresses(redis_url, prefix, user)) == 1
 
-    # The heartbeat timeout is long here, so only the liveness TTL of the
-    # dead server can explain the address going away.
+    # The address on B would stay valid for most of a minute by itself.
+    (address,) = await looked_up(redis_url, prefix, user)
+    assert server_of(address) == dead_server
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        expiry = raw.zscore(f"{prefix}addr:{{{user}}}", address)
+    finally:
+        raw.close()
+    assert expiry is not None
+    assert expiry - redis_now_ms(redis_url) > 30_000
+
+    # B dies without a word. Within a few server TTLs, and long before
+    # the address's own expiry, no lookup finds it any more.
     b.kill()
-    await wait_until(lambda: not addresses(redis_url, prefix, user))
+    await wait_until_async(
+        lambda: looked_up(redis_url, prefix, user), lambda found: not found
+    )
+    assert redis_now_ms(redis_url) < expiry
+    assert not addresses(redis_url, prefix, user)  # removed, not just hidden
 
     await agent.send(conv, "while you were away")
     customer.url = a.ws_url
     try:
         await customer.reconnect()
+        assert customer.welcome["server"] != dead_server
         await customer.send(conv, "after the crash")
         expected = [f"before {n}" for n in range(5)]
         expected += ["while you were away", "after the crash"]
@@ -146,6 +178,9 @@ async def test_a_killed_server_leaves_no_address_and_its_clients_resume(
                 await agent.receive("message")
         assert customer.bodies(conv) == expected
         assert agent.bodies(conv) == expected
+        assert sorted(customer.messages[conv]) == list(range(1, 8))
+        (address,) = await looked_up(redis_url, prefix, user)
+        assert server_of(address) == customer.welcome["server"]
     finally:
         await customer.close()
 
@@ -299,31 +334,57 @@ async def test_a_message_costs_one_publish_per_other_server_holding_the_user(
             await client.close()
 
 
+async def readiness(server: AppServer, status: int, timeout: float = 30) -> None:
+    """Poll ``/readyz`` until it answers ``status``."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
+        async with asyncio.timeout(timeout):
+            while (await http.get("/readyz")).status_code != status:
+                await asyncio.sleep(0.05)
+
+
 async def test_killed_pubsub_connections_resubscribe_and_deliver_again(
+    scoped_redis: tuple[str, str],
     clients: ClusterClients,
-    two_servers: tuple[AppServer, AppServer],
+    start_server: Callable[..., AppServer],
     agent_ids: list[int],
     redis_url: str,
+    prefix: str,
 ) -> None:
-    a, b = two_servers
+    url, redis_user = scoped_redis
+    a, b = start_server(redis=url), start_server(redis=url)
     agent = await clients.agent(b, agent_ids[0])
     customer = await clients.customer(a)
     conv = (await customer.start())["id"]
     await customer.receive("assigned")
 
+    # A resubscription takes milliseconds, too short a window to catch by
+    # polling. So the kill comes with a revocation of these servers'
+    # channels, in one transaction: until they are given back, every
+    # attempt to subscribe again is refused and the servers stay
+    # not-ready. The USER filter spares other tests on this Redis.
     admin = redis.Redis.from_url(redis_url)
     try:
-        killed = admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        with admin.pipeline(transaction=True) as pipe:
+            pipe.client_kill_filter(_type="pubsub", user=redis_user)
+            pipe.acl_setuser(redis_user, enabled=True, reset_channels=True)
+            killed, _ = pipe.execute()
+        assert int(killed) == 2  # one subscriber per server
+
+        for server in (a, b):
+            await readiness(server, 503)
+            health = server.get("/healthz").json()
+            assert health["ready"] is False
+            assert health["status"] == "degraded"
+
+        # Given back, the channels let the next attempt through.
+        admin.acl_setuser(redis_user, enabled=True, channels=[f"{prefix}*"])
     finally:
         admin.close()
-    assert int(killed) >= 2
-
     for server in (a, b):
-        await wait_until(
-            lambda s=server: "backplane recovered" in s.log_path.read_text()
-        )
-        assert "backplane degraded" in server.log_path.read_text()
-        assert server.get("/readyz").status_code == 200
+        await readiness(server, 200)
+        log = server.log_path.read_text()
+        assert "backplane degraded" in log
+        assert "backplane recovered" in log
 
     await customer.send(conv, "after the kill")
     assert (await agent.receive("message", body="after the kill"))["seq"] == 1
@@ -332,12 +393,14 @@ async def test_killed_pubsub_connections_resubscribe_and_deliver_again(
 
 
 async def test_a_message_sent_while_pubsub_is_down_reaches_its_recipient(
+    scoped_redis: tuple[str, str],
     clients: ClusterClients,
-    two_servers: tuple[AppServer, AppServer],
+    start_server: Callable[..., AppServer],
     agent_ids: list[int],
     redis_url: str,
 ) -> None:
-    a, b = two_servers
+    url, redis_user = scoped_redis
+    a, b = start_server(redis=url), start_server(redis=url)
     agent = await clients.agent(b, agent_ids[0])
     customer = await clients.customer(a)
     conv = (await customer.start())["id"]
@@ -349,7 +412,7 @@ async def test_a_message_sent_while_pubsub_is_down_reaches_its_recipient(
     # join after its last seq, and the replay brings the message.
     admin = redis.Redis.from_url(redis_url)
     try:
-        admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        admin.client_kill_filter(_type="pubsub", user=redis_user)
     finally:
         admin.close()
     seq = await customer.send(conv, "during the outage")
@@ -359,3 +422,69 @@ async def test_a_message_sent_while_pubsub_is_down_reaches_its_recipient(
         while seq not in agent.messages.get(conv, {}):
             await agent.receive("message")
     assert agent.bodies(conv) == ["before", "during the outage"]
+
+
+# A heartbeat period long enough for many pings, and a liveness refresh
+# (every third of the TTL) too rare to add many refreshes of its own.
+COUNTED_HEARTBEATS = {
+    "SWITCHBOARD_HEARTBEAT_INTERVAL": "1",
+    "SWITCHBOARD_HEARTBEAT_TIMEOUT": "10",
+    "SWITCHBOARD_SERVER_TTL": "60",
+}
+
+
+async def test_heartbeat_frames_cost_no_redis_command_each(
+    clients: ClusterClients,
+    start_server: Callable[..., AppServer],
+    redis_url: str,
+    prefix: str,
+) -> None:
+    server = start_server(**COUNTED_HEARTBEATS)
+    customers = [await clients.customer(server, heartbeat=False) for _ in range(10)]
+    keys = [f"{prefix}addr:{{{c.welcome['user']}}}" for c in customers]
+    server_key = f"{prefix}server:{{{customers[0].welcome['server']}}}"
+
+    async def ping(client: Client) -> None:
+        await client.send_frame({"type": "ping"})
+        await client.receive("pong")
+
+    # Every refresh pipeline sets the liveness key once, so those SETs
+    # count the refreshes. Ping as fast as the server answers, until it
+    # has refreshed a few times and each client has pinged far more often.
+    rounds = 0
+    began = time.monotonic()
+    async with monitor(redis_url, prefix) as seen:
+        async with asyncio.timeout(60):
+            while rounds < 200 or len(refreshes(seen, server_key)) < 3:
+                await asyncio.gather(*(ping(c) for c in customers))
+                rounds += 1
+    watched = time.monotonic() - began
+    pipelines = len(refreshes(seen, server_key))
+
+    # The sweep sleeps a heartbeat period between refreshes, the liveness
+    # task a third of the TTL, which bounds how many refreshes fit in the
+    # time watched. An upper bound only: a slow machine cannot break it.
+    interval = float(COUNTED_HEARTBEATS["SWITCHBOARD_HEARTBEAT_INTERVAL"])
+    ttl = float(COUNTED_HEARTBEATS["SWITCHBOARD_SERVER_TTL"])
+    assert 3 <= pipelines <= watched / interval + watched / (ttl / 3) + 2
+    assert rounds >= 200
+
+    # Each client's address is refreshed at most once per pipeline, by
+    # the same three commands whatever the number of pings or clients.
+    for key in keys:
+        on_key = [c for c in seen.seen if c.split(" ")[1:2] == [key]]
+        assert 1 <= len(seen_named(on_key, "ZADD")) <= pipelines
+        assert {c.split(" ")[0].upper() for c in on_key} <= {
+            "ZREMRANGEBYSCORE",
+            "ZADD",
+            "PEXPIREAT",
+        }
+        assert len(on_key) <= 3 * pipelines
+
+
+def refreshes(seen: Commands, server_key: str) -> list[str]:
+    return [c for c in seen.named("SET") if c.split(" ")[1:2] == [server_key]]
+
+
+def seen_named(commands: list[str], name: str) -> list[str]:
+    return [c for c in commands if c.split(" ", 1)[0].upper() == name]
