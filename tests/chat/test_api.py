@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
-from tests.chat.conftest import Server
-from tests.harness import PASSWORD, agent_token
+from switchboard.client import Client
+from tests.chat.conftest import Clients, Server
+from tests.harness import PASSWORD, agent_token, customer_token
 
 
 def auth(agent_id: int) -> dict[str, str]:
     return {"Authorization": f"Bearer {agent_token(agent_id)}"}
+
+
+def bearer(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def test_login_with_the_right_password_gives_a_working_token(
@@ -121,3 +128,158 @@ def test_shops_listed_in_cors_origins_may_embed_the_widget(
     assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
     other = server.get("/api/availability", headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in other.headers
+
+
+@dataclass
+class TwoChats:
+    """An open chat with a visitor and a closed one with a shop's customer."""
+
+    visitor: Client
+    open_id: int
+    shopper: Client
+    closed_id: int
+
+
+CONTEXT = {
+    "url": "https://shop.example/product/SB-1001",
+    "title": "Kettle",
+    "cart": [{"sku": "SB-1001", "name": "Kettle", "quantity": 2, "price": "39.00"}],
+}
+
+
+async def two_chats(clients: Clients, agent_id: int) -> TwoChats:
+    """Two chats with agent ``agent_id``, older first.
+
+    The visitor wrote three messages, of which the agent read one and then
+    answered; the shop's customer wrote once and the agent closed that chat.
+    """
+    agent = await clients.agent(agent_id)
+    visitor = await clients.customer()
+    open_id = (await visitor.start(context=CONTEXT))["id"]
+    await visitor.receive("assigned")
+    for n in range(3):
+        await visitor.send(open_id, f"question {n}")
+    read = {"type": "read", "conversation": open_id, "seq": 1}
+    await agent.request(read, answer="read")
+    await agent.send(open_id, "answer")
+
+    shopper = await clients.customer(token=customer_token("shop-7", "Kim"))
+    closed_id = (await shopper.start())["id"]
+    await shopper.receive("assigned")
+    await shopper.send(closed_id, "thanks, bye")
+    close = {"type": "close", "conversation": closed_id}
+    await agent.request(close, answer="closed")
+    return TwoChats(visitor, open_id, shopper, closed_id)
+
+
+def listed(server: Server, agent_id: int, query: str = "") -> list[tuple[Any, ...]]:
+    response = server.get(f"/api/conversations{query}", headers=auth(agent_id))
+    assert response.status_code == 200, response.text
+    return [
+        (c["id"], c["state"], c["unread"]) for c in response.json()["conversations"]
+    ]
+
+
+async def test_conversations_are_listed_newest_first_with_unread_counts(
+    server: Server, clients: Clients, agent_ids: list[int]
+) -> None:
+    me, other = agent_ids[:2]
+    chats = await two_chats(clients, me)
+    newer, older = chats.closed_id, chats.open_id
+
+    # Unread: messages after my read cursor that I did not write myself.
+    assert listed(server, me) == [(newer, "closed", 1), (older, "open", 2)]
+    assert listed(server, other) == [(newer, "closed", 1), (older, "open", 4)]
+
+    # Filters: by state, assigned to me (a closed chat is nobody's), a limit.
+    assert listed(server, me, "?state=open") == [(older, "open", 2)]
+    assert listed(server, me, "?state=closed") == [(newer, "closed", 1)]
+    assert listed(server, me, "?state=queued") == []
+    assert listed(server, me, "?mine=true") == [(older, "open", 2)]
+    assert listed(server, other, "?mine=true") == []
+    assert listed(server, me, "?limit=1") == [(newer, "closed", 1)]
+
+
+async def test_one_conversation_comes_with_context_history_and_read_cursors(
+    server: Server, clients: Clients, agent_ids: list[int]
+) -> None:
+    me = agent_ids[0]
+    chats = await two_chats(clients, me)
+
+    response = server.get(f"/api/conversations/{chats.open_id}", headers=auth(me))
+    assert response.status_code == 200, response.text
+    found = response.json()
+    assert (found["id"], found["state"], found["agent"]["id"]) == (
+        chats.open_id,
+        "open",
+        me,
+    )
+    assert found["customer"]["id"] == int(chats.visitor.welcome["user"][2:])
+    assert found["last_seq"] == 4
+    assert found["context"] == CONTEXT
+    assert [(h["agent_id"], h["reason"]) for h in found["history"]] == [
+        (me, "least_loaded")
+    ]
+    assert found["read"] == {f"a:{me}": 1}
+
+    closed = server.get(f"/api/conversations/{chats.closed_id}", headers=auth(me))
+    history = closed.json()["history"]
+    assert [(h["agent_id"], h["reason"]) for h in history] == [
+        (me, "least_loaded"),
+        (me, "close"),
+    ]
+
+
+def page(
+    server: Server, headers: dict[str, str], conv: int, query: str
+) -> tuple[list[int], int | None]:
+    response = server.get(f"/api/conversations/{conv}/messages{query}", headers=headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    return [m["seq"] for m in body["messages"]], body["next_after_seq"]
+
+
+async def test_messages_are_paged_by_seq_until_next_after_seq_is_null(
+    server: Server, clients: Clients, agent_ids: list[int]
+) -> None:
+    me = agent_ids[0]
+    conv = (await two_chats(clients, me)).open_id
+    headers = auth(me)
+
+    assert page(server, headers, conv, "") == ([1, 2, 3, 4], None)
+    assert page(server, headers, conv, "?limit=3") == ([1, 2, 3], 3)
+    assert page(server, headers, conv, "?after_seq=3&limit=3") == ([4], None)
+    assert page(server, headers, conv, "?after_seq=1&limit=2") == ([2, 3], 3)
+
+    # A page that ends on the last message is the last page.
+    assert page(server, headers, conv, "?limit=4") == ([1, 2, 3, 4], None)
+    assert page(server, headers, conv, "?after_seq=2&limit=2") == ([3, 4], None)
+    assert page(server, headers, conv, "?after_seq=4") == ([], None)
+
+
+async def test_a_customer_reads_the_messages_of_their_own_conversations_only(
+    server: Server, clients: Clients, agent_ids: list[int]
+) -> None:
+    chats = await two_chats(clients, agent_ids[0])
+    visitor = bearer(chats.visitor.token)
+    shopper = bearer(customer_token("shop-7", "Kim"))
+
+    # Their own messages, with a visitor token or the shop's.
+    assert page(server, visitor, chats.open_id, "") == ([1, 2, 3, 4], None)
+    assert page(server, shopper, chats.closed_id, "") == ([1], None)
+
+    # Another customer's conversation reads like one that does not exist.
+    for headers, conv in (
+        (visitor, chats.closed_id),
+        (shopper, chats.open_id),
+        (visitor, 999999),
+    ):
+        response = server.get(f"/api/conversations/{conv}/messages", headers=headers)
+        assert response.status_code == 404, response.text
+        assert response.json()["error"]["code"] == "not_found"
+
+    # The rest of the conversations API is for agents.
+    for path in ("/api/conversations", f"/api/conversations/{chats.open_id}"):
+        response = server.get(path, headers=visitor)
+        assert response.status_code == 403, response.text
+        assert response.json()["error"]["code"] == "forbidden"

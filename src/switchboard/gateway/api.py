@@ -192,10 +192,13 @@ async def messages(
     if who.kind != "agent" and conv.customer_id != await _customer_id(hub, who):
         raise HTTPException(404, "not found")
 
-    found = await hub.store.messages(conv.id, after_seq, limit)
+    # One message more than the page tells whether another page follows,
+    # so a page ending on the last message says it is the last.
+    found = await hub.store.messages(conv.id, after_seq, limit + 1)
+    page = found[:limit]
     return {
-        "messages": [dataclasses.asdict(m) for m in found],
-        "next_after_seq": found[-1].seq if len(found) == limit else None,
+        "messages": [dataclasses.asdict(m) for m in page],
+        "next_after_seq": page[-1].seq if len(found) > limit else None,
     }
 
 
