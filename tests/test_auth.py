@@ -30,3 +30,28 @@ def test_tampered_and_foreign_tokens_are_refused() -> None:
     assert TokenSigner("other-secret").verify(token) is None
     assert signer.verify("") is None
     assert signer.verify(token) is not None
+
+
+def test_a_well_signed_token_with_an_impossible_id_is_refused() -> None:
+    signer = TokenSigner("server-secret")
+    # Signed with the right key, so only the values can give them away.
+    impossible = [
+        signer.agent(2**80),
+        signer.agent(0),
+        signer.visitor(2**63),
+        signer.visitor(True),
+        signer.visitor("7"),  # type: ignore[arg-type]
+    ]
+    assert [signer.verify(token) for token in impossible] == [None] * 5
+    assert signer.verify(signer.visitor(2**53)) is not None
+
+
+def test_a_customer_token_needs_a_printable_id_and_profile() -> None:
+    signer = TokenSigner("server-secret", "shop-key")
+    refused = [
+        customer_token("shop-key", "", "Ann", "a@b.c"),
+        customer_token("shop-key", "cust-\x00", "Ann", "a@b.c"),
+        customer_token("shop-key", "cust-1", "Ann\x1b[2J", "a@b.c"),
+        customer_token("shop-key", {"x": 1}, "Ann", "a@b.c"),  # type: ignore[arg-type]
+    ]
+    assert [signer.verify(token) for token in refused] == [None] * 4

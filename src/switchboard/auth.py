@@ -9,6 +9,7 @@ never has to be trusted with who the customer is.
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -70,29 +71,56 @@ class TokenSigner:
         return self._customers.dumps({"id": external_id, "name": name, "email": email})
 
     def verify(self, token: str) -> Identity | None:
-        """Return who ``token`` names, or None if it is bad or expired."""
+        """Return who ``token`` names, or None if it is bad or expired.
+
+        A token signed with the right key may still carry values no record
+        can have (an id past any database's range, a name with control
+        characters): those are refused here like a bad signature.
+        """
         try:
             data = self._agents.loads(token, max_age=AGENT_TOKEN_AGE)
-            return Identity("agent", id=int(data["a"]))
+            return Identity("agent", id=_record_id(data["a"]))
         except (BadSignature, KeyError, TypeError, ValueError):
             pass
 
         try:
             data = self._visitors.loads(token, max_age=VISITOR_TOKEN_AGE)
-            return Identity("visitor", id=int(data["c"]))
+            return Identity("visitor", id=_record_id(data["c"]))
         except (BadSignature, KeyError, TypeError, ValueError):
             pass
 
         try:
             data = self._customers.loads(token, max_age=CUSTOMER_TOKEN_AGE)
+            external_id = _text(data["id"])
+            if not external_id:
+                return None
             return Identity(
                 "customer",
-                external_id=str(data["id"])[:200],
-                name=str(data.get("name", ""))[:200],
-                email=str(data.get("email", ""))[:200],
+                external_id=external_id,
+                name=_text(data.get("name", "")),
+                email=_text(data.get("email", "")),
             )
         except (BadSignature, KeyError, TypeError, ValueError, AttributeError):
             return None
+
+
+# Ids fit the range the protocol allows (2**53, exact in JavaScript).
+_MAX_ID = 2**53
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _record_id(value: object) -> int:
+    if type(value) is not int or not 1 <= value <= _MAX_ID:
+        raise ValueError("not a record id")
+    return value
+
+
+def _text(value: object) -> str:
+    # A shop's profile field: a string of printable characters, cut to the
+    # length the record keeps.
+    if not isinstance(value, str) or _CONTROL.search(value):
+        raise ValueError("not printable text")
+    return value.strip()[:200]
 
 
 def customer_token(key: str, external_id: str, name: str, email: str) -> str:

@@ -172,3 +172,22 @@ def test_tabs_and_newlines_are_text() -> None:
     )
     assert isinstance(frame, Send)
     assert frame.body == "a\n\tb\r"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"type": "join", "conversation": "1"}',
+        '{"type": "join", "conversation": 1.0}',
+        '{"type": "start", "after_seq": true}',
+        '{"type": "typing", "conversation": 1, "active": "yes"}',
+        '{"type": "hello", "v": "1"}',
+        '{"type": "context", "conversation": 3, "context": "x"}',
+        '{"type": "start", "context": {"cart": [{"sku": "a", "quantity": "2"}]}}',
+        '{"type": "transfer", "conversation": 1, "agent": 9007199254740993}',
+    ],
+)
+def test_a_field_of_the_wrong_type_or_range_is_a_bad_frame(text: str) -> None:
+    # Strictly: a string is not a number, nor true a 1, and a field that
+    # should be an object is a bad field, not a frame that is not JSON.
+    assert error_of(text) is ErrorCode.BAD_FRAME

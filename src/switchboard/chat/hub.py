@@ -309,6 +309,11 @@ class Hub:
 
     async def receive(self, conn: Connection, text: str | bytes) -> None:
         """Handle one frame from a client; never raises."""
+        # Frames read after the server decided to close are dropped: the
+        # client resends what was not acknowledged when it reconnects.
+        if conn.state is ConnectionState.CLOSED:
+            return
+
         # Any frame, even a bad one, shows the connection is alive.
         conn.last_heard = time.monotonic()
 

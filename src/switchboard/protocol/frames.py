@@ -46,6 +46,7 @@ __all__ = [
 PROTOCOL_VERSION = 1
 
 ConversationId = Annotated[int, Field(ge=1, le=2**53)]
+AgentId = Annotated[int, Field(ge=1, le=2**53)]
 Seq = Annotated[int, Field(ge=0, le=2**53)]
 # C0 control characters other than tab, newline and carriage return have no
 # business in chat text, and PostgreSQL refuses NUL outright: one such
@@ -67,7 +68,9 @@ ShortText = Annotated[str, Field(max_length=200), Text]
 class _Frame(BaseModel):
     # Unknown fields are ignored rather than rejected so that a newer
     # client can talk to an older server of the same protocol version.
-    model_config = ConfigDict(frozen=True, extra="ignore", strict=False)
+    # Strict: "3" is not a seq and true is not 1; a client sending them
+    # has a bug it should hear about.
+    model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
 
     ref: Ref | None = None
 
@@ -85,7 +88,7 @@ class Ping(_Frame):
 
 
 class CartItem(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
 
     sku: ShortText
     name: ShortText = ""
@@ -94,7 +97,7 @@ class CartItem(BaseModel):
 
 
 class ContextFields(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
 
     url: Annotated[str, Field(max_length=2048), Text] = ""
     title: ShortText = ""
@@ -159,7 +162,7 @@ class Take(_Frame):
 class Transfer(_Frame):
     type: Literal["transfer"]
     conversation: ConversationId
-    agent: Annotated[int, Field(ge=1)]
+    agent: AgentId
 
 
 class Close(_Frame):
@@ -224,7 +227,10 @@ def _translate(exc: ValidationError) -> ProtocolError:
 
     if kind == "json_invalid":
         return ProtocolError(ErrorCode.BAD_JSON, "frame is not valid JSON")
-    if kind in ("model_attributes_type", "dict_type", "model_type"):
+    # Only the frame itself must be an object; a field that should be one
+    # and is not is an ordinary bad field, below.
+    top_level = len(first["loc"]) <= 1
+    if top_level and kind in ("model_attributes_type", "dict_type", "model_type"):
         return ProtocolError(ErrorCode.BAD_JSON, "frame must be a JSON object")
     if kind == "union_tag_invalid":
         return ProtocolError(ErrorCode.UNKNOWN_TYPE, "unknown frame type")
