@@ -38,6 +38,32 @@ def test_login_with_the_right_password_gives_a_working_token(
     assert wrong.json()["error"]["code"] == "unauthorized"
 
 
+def test_failed_logins_are_throttled_per_login(
+    server: Server, agent_ids: list[int]
+) -> None:
+    login = server.get("/api/me", headers=auth(agent_ids[0])).json()["login"]
+    other = server.get("/api/me", headers=auth(agent_ids[1])).json()["login"]
+
+    # Ten failures a login per app server; twenty exhaust a cluster of two.
+    codes = [
+        server.post("/api/login", json={"login": login, "password": "no"}).status_code
+        for _ in range(20)
+    ]
+    refused = codes.count(401)
+    assert refused in (10, 20)  # one server, or two taking turns
+    assert codes == [401] * refused + [429] * (20 - refused)
+
+    # Now even the right password waits, and says for how long.
+    locked = server.post("/api/login", json={"login": login, "password": PASSWORD})
+    assert locked.status_code == 429
+    assert locked.json()["error"]["code"] == "too_many_requests"
+    assert int(locked.headers["Retry-After"]) >= 1
+
+    # Other agents are not locked out by someone guessing at one.
+    fine = server.post("/api/login", json={"login": other, "password": PASSWORD})
+    assert fine.status_code == 200
+
+
 def test_canned_responses_are_created_edited_and_deleted(
     server: Server, agent_ids: list[int]
 ) -> None:

@@ -224,6 +224,33 @@ def test_http_errors_are_json_4xx(server: Server, agent_ids: list[int]) -> None:
         (server.get("/api/products/NOPE", headers=auth), 404),
         (server.get("/api/customers/424242", headers=auth), 404),
         (server.post("/api/left-messages", json={"name": "x"}), 422),
+        (
+            server.post(
+                "/api/left-messages",
+                json={"name": "Ann", "email": "a@b.c", "body": "hi"},
+                headers={"Authorization": "Bearer not-a-token"},
+            ),
+            401,
+        ),
+        (
+            server.post(
+                "/api/canned", headers=auth, json={"shortcut": "x", "body": "a\x00b"}
+            ),
+            422,
+        ),
+        (server.get("/api/conversations/1/messages?after_seq=2", headers=auth), 404),
+        (
+            server.get(
+                f"/api/conversations/1/messages?after_seq={2**63}", headers=auth
+            ),
+            422,
+        ),
+        (
+            server.post(
+                "/api/login", json={"login": "a\x1b[2J", "password": "whatever"}
+            ),
+            422,
+        ),
         (server.get("/api/nowhere"), 404),
     ]
     for response, status in cases:

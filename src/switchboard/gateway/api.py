@@ -8,16 +8,21 @@ that concern them (their conversation's messages, leaving a message).
 from __future__ import annotations
 
 import dataclasses
+import math
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from limits import RateLimitItemPerMinute
+from limits.strategies import MovingWindowRateLimiter
+from pydantic import AfterValidator, BaseModel, Field
 
 from ..auth import Identity, verify_password
 from ..chat import Hub
 from ..chat.users import agent_user, customer_user
 from ..errors import NotFound
+from ..protocol.frames import printable
 from ..store import ConversationState
 
 __all__ = ["router"]
@@ -61,6 +66,8 @@ AgentId = Annotated[int, Depends(agent_identity)]
 # Database ids: out-of-range numbers are the client's error (422), not a
 # query for the database to refuse.
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+# Body text: printable, like the text of the wire protocol.
+Printable = AfterValidator(printable)
 
 
 # -- health ---------------------------------------------------------------
@@ -91,16 +98,32 @@ async def readyz(hub: HubDep) -> JSONResponse:
 
 
 class Login(BaseModel):
-    login: str = Field(min_length=1, max_length=100)
+    login: Annotated[str, Field(min_length=1, max_length=100), Printable]
     password: str = Field(min_length=1, max_length=200)
 
 
+# Failed logins allowed per login name in a moving window. Each attempt
+# costs an Argon2 hash, so the limit protects the CPU as well as the
+# password. It is kept per app server: a cluster of N allows N times this.
+LOGIN_FAILURES = RateLimitItemPerMinute(10, 5)
+
+
 @router.post("/api/login", tags=["agents"])
-async def login(hub: HubDep, body: Login) -> dict[str, Any]:
+async def login(request: Request, hub: HubDep, body: Login) -> dict[str, Any]:
+    limiter: MovingWindowRateLimiter = request.app.state.login_limiter
+    name = body.login.casefold()
+    if not limiter.test(LOGIN_FAILURES, "login", name):
+        reset = limiter.get_window_stats(LOGIN_FAILURES, "login", name).reset_time
+        wait = max(1, math.ceil(reset - time.time()))
+        raise HTTPException(
+            429, "too many failed logins", headers={"Retry-After": str(wait)}
+        )
+
     # One answer for an unknown login and a wrong password, so that logins
     # cannot be probed.
     found = await hub.store.agent_by_login(body.login)
     if found is None or not await verify_password(found[1], body.password):
+        limiter.hit(LOGIN_FAILURES, "login", name)
         raise HTTPException(401, "wrong login or password")
     agent = found[0]
     return {
@@ -182,7 +205,7 @@ async def messages(
     hub: HubDep,
     who: Annotated[Identity, Depends(identity)],
     conversation_id: RowId,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=2**53)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     """Messages after ``after_seq`` in seq order; page with the last seq."""
@@ -262,7 +285,7 @@ async def customer(
 
 class CannedBody(BaseModel):
     shortcut: str = Field(min_length=1, max_length=50, pattern=r"^[\w-]+$")
-    body: str = Field(min_length=1, max_length=4000)
+    body: Annotated[str, Field(min_length=1, max_length=4000), Printable]
 
 
 @router.get("/api/canned", tags=["canned responses"])
@@ -312,9 +335,9 @@ async def delete_canned(
 
 
 class LeaveMessage(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Annotated[str, Field(min_length=1, max_length=200), Printable]
     email: str = Field(min_length=3, max_length=200, pattern=r"^[^@\s]+@[^@\s]+$")
-    body: str = Field(min_length=1, max_length=4000)
+    body: Annotated[str, Field(min_length=1, max_length=4000), Printable]
 
 
 @router.post("/api/left-messages", tags=["left messages"], status_code=201)
@@ -326,8 +349,9 @@ async def leave_message(
     """A customer leaves a message when no agent is online (token optional)."""
     # A customer we know leaves the message under their own record; anyone
     # else (no token, or an agent's) becomes a new visitor.
-    _, _, token = (authorization or "").partition(" ")
-    who = hub.signer.verify(token) if token else None
+    # A token that was sent must be good: a stale one is the widget's to
+    # renew, not a reason to file the message under a stranger.
+    who = await identity(hub, authorization) if authorization else None
     if who is not None and who.kind in ("visitor", "customer"):
         customer_id = await _customer_id(hub, who)
     else:

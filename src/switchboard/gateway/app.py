@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
@@ -11,6 +11,8 @@ from typing import Any
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.staticfiles import StaticFiles
@@ -116,6 +118,7 @@ def create_app(settings: Settings, *, demo: bool = False) -> FastAPI:
     )
     app.state.settings = settings
     app.state.demo = demo
+    app.state.login_limiter = MovingWindowRateLimiter(MemoryStorage())
 
     if settings.cors_origins:
         # The widget's modules and its few HTTP calls (availability, left
@@ -140,9 +143,17 @@ def create_app(settings: Settings, *, demo: bool = False) -> FastAPI:
     return app
 
 
-def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     return JSONResponse(
-        {"error": {"code": code, "message": message, **extra}}, status_code=status
+        {"error": {"code": code, "message": message, **extra}},
+        status_code=status,
+        headers=headers,
     )
 
 
@@ -158,8 +169,9 @@ def _install_error_handlers(app: FastAPI) -> None:
             404: "not_found",
             405: "method_not_allowed",
             409: "conflict",
+            429: "too_many_requests",
         }.get(exc.status_code, "error")
-        return _error(exc.status_code, code, str(exc.detail))
+        return _error(exc.status_code, code, str(exc.detail), exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -178,6 +190,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def store_down(request: Request, exc: StoreError) -> JSONResponse:
         logger.warning("store error on %s: %s", request.url.path, exc)
         return _error(503, "unavailable", "the database is unavailable")
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception) -> JSONResponse:
+        # A bug: the client gets the same JSON shape as for any error, and
+        # the traceback goes to the log (Starlette logs it after this).
+        return _error(500, "internal", "internal error")
 
     @app.exception_handler(CommerceError)
     async def shop_down(request: Request, exc: CommerceError) -> JSONResponse:

@@ -41,6 +41,7 @@ __all__ = [
     "check_body",
     "max_frame_size",
     "parse",
+    "printable",
 ]
 
 PROTOCOL_VERSION = 1
@@ -54,13 +55,14 @@ Seq = Annotated[int, Field(ge=0, le=2**53)]
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def _printable(value: str) -> str:
+def printable(value: str) -> str:
+    """Return ``value``; raise ValueError if it has control characters."""
     if _CONTROL.search(value):
         raise ValueError("control characters are not allowed")
     return value
 
 
-Text = AfterValidator(_printable)
+Text = AfterValidator(printable)
 Ref = Annotated[str, Field(max_length=64), Text]
 ShortText = Annotated[str, Field(max_length=200), Text]
 
