@@ -600,6 +600,24 @@ async def test_repeat_within_a_batch_is_stored_once(store: SqlStore) -> None:
     assert (await store.conversation(conversation.id)).last_seq == 2
 
 
+async def test_a_resend_is_found_by_its_own_pair_only(store: SqlStore) -> None:
+    one = await make_conversation(store)
+    two = await make_conversation(store)
+    await store.append([text(one.id, "x"), text(two.id, "y")])
+
+    # Each id and each client id of this batch is known, but no pair is
+    # except the last: only that one is a resend.
+    stored = await store.append(
+        [text(one.id, "y"), text(two.id, "x"), text(one.id, "x")]
+    )
+
+    assert [(m.conversation_id, m.seq, m.new) for m in stored] == [
+        (one.id, 2, True),
+        (two.id, 2, True),
+        (one.id, 1, False),
+    ]
+
+
 async def test_same_client_id_in_two_conversations_is_two_messages(
     store: SqlStore,
 ) -> None:

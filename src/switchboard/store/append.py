@@ -96,7 +96,10 @@ _LOCK = (
 )
 
 # Matching ids and client ids separately may find a few pairs that aren't
-# in the batch; the dictionary lookup of _number ignores them.
+# in the batch; the dictionary lookup of _number ignores them. SQLite
+# probes the index for each combination of the two lists, which is cheap
+# for the embedded server's small batches; a row-value IN of exact pairs
+# would be a scan of the whole table there.
 _KNOWN = select(MESSAGES).where(
     MESSAGES.c.conversation_id.in_(bindparam("ids", expanding=True)),
     MESSAGES.c.client_id.in_(bindparam("client_ids", expanding=True)),
@@ -148,11 +151,15 @@ SELECT id, last_seq FROM conversations WHERE id = ANY($1::int[])
 ORDER BY id FOR NO KEY UPDATE
 """
 
+# Exact (conversation, client id) pairs, one index probe each. Two ANY()
+# lists would match their cross product, and the planner often answers
+# that with a scan of the whole table, which grows with every message.
 _PG_KNOWN = """
-SELECT conversation_id, seq, client_id, sender, kind, body, data::text,
-       created_at
-FROM messages
-WHERE conversation_id = ANY($1::int[]) AND client_id = ANY($2::text[])
+SELECT m.conversation_id, m.seq, m.client_id, m.sender, m.kind, m.body,
+       m.data::text, m.created_at
+FROM unnest($1::int[], $2::text[]) AS k(conversation_id, client_id)
+JOIN messages AS m
+  ON m.conversation_id = k.conversation_id AND m.client_id = k.client_id
 """
 
 # The INSERT runs although nothing reads its CTE: PostgreSQL runs every
@@ -184,8 +191,8 @@ async def append_asyncpg(raw: Any, batch: Sequence[NewMessage]) -> list[StoredMe
     last_seq: dict[int, int] = {row[0]: row[1] for row in rows}
     _check_found(ids, last_seq)
 
-    client_ids = sorted({message.client_id for message in batch})
-    rows = await raw.fetch(_PG_KNOWN, ids, client_ids)
+    pairs = sorted({(m.conversation_id, m.client_id) for m in batch})
+    rows = await raw.fetch(_PG_KNOWN, [p[0] for p in pairs], [p[1] for p in pairs])
     known = {(row[0], row[2]): _stored_pg(row) for row in rows}
 
     stored, new = _number(batch, last_seq, known)
