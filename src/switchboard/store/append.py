@@ -59,8 +59,10 @@ def _number(
     new: list[StoredMessage] = []
     for message in batch:
         key = (message.conversation_id, message.client_id)
-        if key in known:
-            stored.append(known[key])
+        earlier = known.get(key)
+        if earlier is not None:
+            # Repeats are rare, so only they pay for the copy.
+            stored.append(replace(earlier, new=False) if earlier.new else earlier)
             continue
 
         last_seq[message.conversation_id] += 1
@@ -74,7 +76,7 @@ def _number(
             data=message.data,
             created_at=now,
         )
-        known[key] = replace(record, new=False)
+        known[key] = record
         stored.append(record)
         new.append(record)
     return stored, new
