@@ -50,8 +50,18 @@ def test_a_customer_token_needs_a_printable_id_and_profile() -> None:
     signer = TokenSigner("server-secret", "shop-key")
     refused = [
         customer_token("shop-key", "", "Ann", "a@b.c"),
+        customer_token("shop-key", " ", "Ann", "a@b.c"),
         customer_token("shop-key", "cust-\x00", "Ann", "a@b.c"),
         customer_token("shop-key", "cust-1", "Ann\x1b[2J", "a@b.c"),
         customer_token("shop-key", {"x": 1}, "Ann", "a@b.c"),  # type: ignore[arg-type]
     ]
-    assert [signer.verify(token) for token in refused] == [None] * 4
+    assert [signer.verify(token) for token in refused] == [None] * 5
+
+
+def test_a_customer_token_takes_what_shops_commonly_send() -> None:
+    signer = TokenSigner("server-secret", "shop-key")
+    # A numeric id, a missing email, and a name with a stray newline.
+    token = customer_token("shop-key", 1042, "Ann Smith\n", None)  # type: ignore[arg-type]
+    who = signer.verify(token)
+    assert who is not None
+    assert (who.external_id, who.name, who.email) == ("1042", "Ann Smith", "")

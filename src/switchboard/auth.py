@@ -9,12 +9,13 @@ never has to be trusted with who the customer is.
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from .protocol.frames import printable
 
 __all__ = [
     "Identity",
@@ -106,7 +107,6 @@ class TokenSigner:
 
 # Ids fit the range the protocol allows (2**53, exact in JavaScript).
 _MAX_ID = 2**53
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _record_id(value: object) -> int:
@@ -116,11 +116,13 @@ def _record_id(value: object) -> int:
 
 
 def _text(value: object) -> str:
-    # A shop's profile field: a string of printable characters, cut to the
-    # length the record keeps.
-    if not isinstance(value, str) or _CONTROL.search(value):
-        raise ValueError("not printable text")
-    return value.strip()[:200]
+    # A shop's profile field: shops often use numbers for ids and may leave
+    # a field out, but control characters are refused as in any chat text.
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError("not text")
+    return printable(str(value).strip())[:200]
 
 
 def customer_token(key: str, external_id: str, name: str, email: str) -> str:

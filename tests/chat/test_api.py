@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +45,8 @@ def test_failed_logins_are_throttled_per_login(
     login = server.get("/api/me", headers=auth(agent_ids[0])).json()["login"]
     other = server.get("/api/me", headers=auth(agent_ids[1])).json()["login"]
 
-    # Ten failures a login per app server; twenty exhaust a cluster of two.
+    # Ten attempts a login per app server; twenty exhaust a cluster of two,
+    # whose nginx hands requests to its servers in turn.
     codes = [
         server.post("/api/login", json={"login": login, "password": "no"}).status_code
         for _ in range(20)
@@ -62,6 +64,34 @@ def test_failed_logins_are_throttled_per_login(
     # Other agents are not locked out by someone guessing at one.
     fine = server.post("/api/login", json={"login": other, "password": PASSWORD})
     assert fine.status_code == 200
+
+
+async def test_guesses_sent_all_at_once_are_throttled_too(
+    server: Server, agent_ids: list[int]
+) -> None:
+    login = server.get("/api/me", headers=auth(agent_ids[2])).json()["login"]
+    guess = {"login": login, "password": "no"}
+
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        answers = await asyncio.gather(
+            *(http.post("/api/login", json=guess) for _ in range(40))
+        )
+
+    # Each is counted before its password is checked, so no burst gets
+    # more than ten guesses past each app server.
+    codes = [answer.status_code for answer in answers]
+    assert set(codes) == {401, 429}
+    assert codes.count(401) <= 20
+
+
+def test_a_message_left_with_a_stale_token_is_kept(server: Server) -> None:
+    left = server.post(
+        "/api/left-messages",
+        json={"name": "Ann", "email": "a@b.c", "body": "call me back"},
+        headers={"Authorization": "Bearer long-expired"},
+    )
+    assert left.status_code == 201
+    assert left.json()["body"] == "call me back"
 
 
 def test_canned_responses_are_created_edited_and_deleted(

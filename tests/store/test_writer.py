@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import pytest
 
+from switchboard.chat import writer as writer_module
 from switchboard.chat.writer import MessageWriter
-from switchboard.errors import NotFound
+from switchboard.errors import NotFound, StoreError
 from switchboard.store import NewMessage, StoredMessage
 from switchboard.store.sql import SqlStore
 
@@ -117,3 +120,53 @@ async def test_one_refused_message_fails_alone(
         with pytest.raises(NotFound):
             await bad
         assert (await also_good).seq == 2
+
+
+async def test_a_stuck_delivery_gives_up_and_the_ack_goes_out(
+    store: SqlStore, writer: MessageWriter, delivery: Delivery, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(writer_module, "DELIVERY_TIMEOUT", 0.2)
+    conv = await conversation(store)
+    delivery.gate.clear()  # never opened: the delivery hangs
+
+    async with asyncio.timeout(10):
+        first = await writer.submit(message(conv, 1))
+        second = await writer.submit(message(conv, 2))
+    assert (first.seq, second.seq) == (1, 2)
+
+
+async def test_closing_answers_every_waiting_sender(
+    store: SqlStore, delivery: Delivery
+) -> None:
+    writer = MessageWriter(store, delivery, batch_size=1)
+    writer.start()
+    conv = await conversation(store)
+    delivery.gate.clear()  # the first delivery hangs, and everything queues
+
+    # One message in delivery, 64 stored batches waiting for it, one more
+    # held by the writer, four unstored in its queue: then senders block.
+    futures: list[asyncio.Future[StoredMessage]] = []
+
+    async def send_all() -> None:
+        for n in range(80):
+            futures.append(await writer.enqueue(message(conv, n)))
+
+    sender = asyncio.create_task(send_all())
+    async with asyncio.timeout(20):
+        while len(futures) < 70:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)
+    await writer.close()
+    sender.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sender
+
+    assert len(futures) == 70
+    assert all(future.done() for future in futures)
+    acked = [f.result().seq for f in futures if f.exception() is None]
+    failed = [f.exception() for f in futures if f.exception() is not None]
+    # What was stored is acknowledged; the rest fails, to be resent.
+    assert acked == list(range(1, 67))
+    assert len(failed) == 4
+    assert all(isinstance(exc, StoreError) for exc in failed)
+    assert [m.seq for m in await store.messages(conv)] == acked

@@ -290,7 +290,7 @@ class Conversations:
     # -- messages ---------------------------------------------------------
 
     async def send(self, conn: Connection, frame: client.Send) -> None:
-        """Queue a message for storage; its ack follows once it is stored."""
+        """Queue a message for storage; its ack follows once it is sent on."""
         body = check_body(frame, self.hub.settings.max_body)
         conv = await self._writable(conn, frame.conversation)
 
@@ -323,8 +323,8 @@ class Conversations:
         stored: asyncio.Future[StoredMessage],
     ) -> None:
         """Acknowledge a stored message; reopen its conversation if closed."""
-        # The ack goes out as soon as the message is stored, before the
-        # reopen: it promises only that the message is safe, and routing (a
+        # The ack goes out once the message is stored and delivered (the
+        # writer resolves the future then), before the reopen: routing (a
         # transaction, deliveries, status events) must not hold it back. If
         # the reopen fails, the error frame that follows says so, yet the
         # message stays stored and acknowledged; a reopened chat whose

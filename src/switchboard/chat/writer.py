@@ -32,6 +32,9 @@ _Future = asyncio.Future[StoredMessage]
 _Item = tuple[NewMessage, _Future]
 _Stored = tuple[StoredMessage, _Future]
 
+# Seconds one batch's delivery may take before its acks go out regardless.
+DELIVERY_TIMEOUT = 10.0
+
 
 class MessageWriter:
     """The one path by which this server stores messages.
@@ -58,9 +61,19 @@ class MessageWriter:
         ]
 
     async def close(self) -> None:
+        """Stop; every sender waiting on this writer gets an answer."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+        # What was stored is acknowledged (it is safe); what was not fails,
+        # and its sender resends it to another server with the same id.
+        while not self._delivery.empty():
+            _resolve(self._delivery.get_nowait())
+        unstored = []
+        while not self._queue.empty():
+            unstored.append(self._queue.get_nowait())
+        _fail(unstored, StoreError("server shutting down"))
 
     async def submit(self, message: NewMessage) -> StoredMessage:
         """Store ``message`` (or find its earlier copy); return the record."""
@@ -89,6 +102,11 @@ class MessageWriter:
 
             try:
                 stored = await self._write(batch)
+            except asyncio.CancelledError:
+                # Closing mid-transaction: it may or may not have committed,
+                # and a resend finds out without storing anything twice.
+                _fail(batch, StoreError("server shutting down"))
+                raise
             except Exception as exc:
                 # A bug must cost this batch, never the writer: without it
                 # every later send on this server would wait forever.
@@ -99,7 +117,11 @@ class MessageWriter:
             # Waiting here when delivery lags slows the writer down too,
             # rather than letting stored batches pile up in memory.
             if stored:
-                await self._delivery.put(stored)
+                try:
+                    await self._delivery.put(stored)
+                except asyncio.CancelledError:
+                    _resolve(stored)  # stored: safe to acknowledge
+                    raise
 
     async def _write(self, batch: list[_Item]) -> list[_Stored]:
         try:
@@ -125,16 +147,25 @@ class MessageWriter:
             stored = await self._delivery.get()
             records = [record for record, _ in stored]
             try:
-                await self._on_stored(records)
+                # Bounded: every ack of this server waits on this call, so
+                # a delivery stuck on a backend must give up in time.
+                async with asyncio.timeout(DELIVERY_TIMEOUT):
+                    await self._on_stored(records)
             except Exception:
                 # Delivery is best effort: clients fill any gap by seq on
                 # their next resume, so one failure must not stop the loop.
+                # The messages are stored, so they are acknowledged anyway.
                 logger.exception("delivering %d messages failed", len(stored))
-            # A sender that gave up (its connection closed) left a cancelled
-            # future; its message is stored and delivered all the same.
-            for record, future in stored:
-                if not future.done():
-                    future.set_result(record)
+            finally:
+                _resolve(stored)
+
+
+def _resolve(stored: list[_Stored]) -> None:
+    # A sender that gave up (its connection closed) left a cancelled
+    # future; its message is stored and delivered all the same.
+    for record, future in stored:
+        if not future.done():
+            future.set_result(record)
 
 
 def _fail(batch: list[_Item], exc: Exception) -> None:

@@ -11,8 +11,6 @@ from typing import Any
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.staticfiles import StaticFiles
@@ -31,6 +29,7 @@ from ..errors import (
     SwitchboardError,
 )
 from . import api, pages
+from .throttle import Throttle
 from .ws import serve_websocket
 
 __all__ = ["create_app"]
@@ -118,7 +117,8 @@ def create_app(settings: Settings, *, demo: bool = False) -> FastAPI:
     )
     app.state.settings = settings
     app.state.demo = demo
-    app.state.login_limiter = MovingWindowRateLimiter(MemoryStorage())
+    # Ten login attempts per login name in five minutes.
+    app.state.login_throttle = Throttle(10, 300.0)
 
     if settings.cors_origins:
         # The widget's modules and its few HTTP calls (availability, left
@@ -194,7 +194,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> JSONResponse:
         # A bug: the client gets the same JSON shape as for any error, and
-        # the traceback goes to the log (Starlette logs it after this).
+        # the traceback goes to the log (the server logs it after this).
         return _error(500, "internal", "internal error")
 
     @app.exception_handler(CommerceError)
