@@ -27,6 +27,7 @@ __all__ = [
     "assignments",
     "make_agents",
     "prepare_database",
+    "until_board",
     "until_status",
 ]
 
@@ -209,11 +210,16 @@ async def assignments(customers: list[Client], expected: int) -> Counter[int]:
     return seen
 
 
-async def until_status(watcher: Client, agent_id: int, status: str) -> None:
-    """Read board frames until ``agent_id`` shows ``status``."""
+async def until_board(watcher: Client, agent_id: int, **fields: Any) -> None:
+    """Read board frames until ``agent_id``'s entry has ``fields``."""
     async with asyncio.timeout(10):
         while True:
             frame = await watcher.receive("board")
             entry = {a["id"]: a for a in frame["agents"]}.get(agent_id)
-            if entry is not None and entry.get("status") == status:
+            if entry is not None and all(entry.get(k) == v for k, v in fields.items()):
                 return
+
+
+async def until_status(watcher: Client, agent_id: int, status: str) -> None:
+    """Read board frames until ``agent_id`` shows ``status``."""
+    await until_board(watcher, agent_id, status=status)

@@ -9,16 +9,12 @@ import pytest
 
 from switchboard.client import Client, ClientError
 from tests.chat.conftest import Clients
+from tests.harness import until_board
 
 
 async def until_open_chats(watcher: Client, agent_id: int, count: int) -> None:
     """Read board frames until ``agent_id`` shows ``count`` open chats."""
-    async with asyncio.timeout(10):
-        while True:
-            frame = await watcher.receive("board")
-            entry = {a["id"]: a for a in frame["agents"]}.get(agent_id)
-            if entry is not None and entry.get("open_chats") == count:
-                return
+    await until_board(watcher, agent_id, open_chats=count)
 
 
 async def closed_chat(clients: Clients, agent: Client) -> tuple[Client, int]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import (
@@ -458,16 +458,7 @@ class Conversations:
     async def take(self, conn: Connection, frame: client.Take) -> None:
         self._require(conn, Role.AGENT)
         conv = await self._readable(conn, frame.conversation)
-        assignment = await self.store.take(conv.id, conn.agent_id)
-
-        # The store only says no; a fresh read tells a chat another agent
-        # took first from an agent with no room left.
-        if assignment is None:
-            fresh = await self.store.conversation(conv.id)
-            if fresh.state is not ConversationState.QUEUED:
-                raise ProtocolError(ErrorCode.BAD_STATE, "conversation is not queued")
-            raise ProtocolError(ErrorCode.AT_CAPACITY, "you are at capacity")
-        await self._assigned(assignment)
+        await self._claim(conn, conv.id, self.store.take, ConversationState.QUEUED)
 
     async def transfer(self, conn: Connection, frame: client.Transfer) -> None:
         self._require(conn, Role.AGENT)
@@ -515,11 +506,24 @@ class Conversations:
 
         # One transaction from closed to open with this agent: the chat is
         # never queued in between, so no drain elsewhere can route it away.
-        assignment = await self.store.reopen_to(conv.id, conn.agent_id)
+        await self._claim(conn, conv.id, self.store.reopen_to, ConversationState.CLOSED)
+
+    async def _claim(
+        self,
+        conn: Connection,
+        conversation_id: int,
+        claim: Callable[[int, int], Awaitable[Assignment | None]],
+        state: ConversationState,
+    ) -> None:
+        """Give a conversation in ``state`` to the agent of ``conn``."""
+        assignment = await claim(conversation_id, conn.agent_id)
+
+        # The store only says no; a fresh read tells a chat that changed
+        # meanwhile (another agent was first) from an agent with no room.
         if assignment is None:
-            fresh = await self.store.conversation(conv.id)
-            if fresh.state is not ConversationState.CLOSED:
-                raise ProtocolError(ErrorCode.BAD_STATE, "conversation is not closed")
+            fresh = await self.store.conversation(conversation_id)
+            if fresh.state is not state:
+                raise ProtocolError(ErrorCode.BAD_STATE, f"conversation is not {state}")
             raise ProtocolError(ErrorCode.AT_CAPACITY, "you are at capacity")
         await self._assigned(assignment)
 
