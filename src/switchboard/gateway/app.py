@@ -29,6 +29,7 @@ from ..errors import (
     SwitchboardError,
 )
 from . import api, pages
+from .limits import BodyLimit
 from .throttle import Throttle
 from .ws import serve_websocket
 
@@ -130,6 +131,7 @@ def create_app(settings: Settings, *, demo: bool = False) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     _install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(pages.router)
@@ -141,6 +143,11 @@ def create_app(settings: Settings, *, demo: bool = False) -> FastAPI:
         await serve_websocket(ws.app.state.hub, ws)
 
     return app
+
+
+# Request bodies: a left message or canned response at its limit, escaped
+# as JSON allows, fits many times over.
+MAX_BODY_BYTES = 256 * 1024
 
 
 def _error(
