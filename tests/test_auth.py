@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from itsdangerous import URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode
+
 from switchboard.auth import TokenSigner, customer_token
 
 
@@ -65,3 +68,36 @@ def test_a_customer_token_takes_what_shops_commonly_send() -> None:
     who = signer.verify(token)
     assert who is not None
     assert (who.external_id, who.name, who.email) == ("1042", "Ann Smith", "")
+
+
+def test_customer_ids_are_never_cut_short_or_out_of_range() -> None:
+    signer = TokenSigner("server-secret", "shop-key")
+    # Two ids alike in their first 200 characters must not name one
+    # customer, so a longer id is refused rather than cut.
+    refused = [
+        customer_token("shop-key", "A" * 200 + "-one", "One", ""),
+        customer_token("shop-key", 2**200, "Big", ""),  # type: ignore[arg-type]
+    ]
+    assert [signer.verify(token) for token in refused] == [None] * 2
+    kept = signer.verify(customer_token("shop-key", "A" * 200, "Max", ""))
+    assert kept is not None and kept.external_id == "A" * 200
+
+
+def test_a_well_signed_payload_that_no_record_can_hold_is_refused() -> None:
+    key = "shop-key"
+    signer = TokenSigner("server-secret", key)
+    raw = URLSafeTimedSerializer(key, salt="switchboard.customer").make_signer(
+        "switchboard.customer"
+    )
+
+    def signed(payload: bytes) -> str:
+        return raw.sign(base64_encode(payload)).decode()
+
+    payloads = [
+        b"{{{",  # not JSON at all
+        b'{"id": "e-9", "name": "\\ud800"}',  # a lone surrogate
+        b'{"id": ' + b"1" * 5000 + b"}",  # past Python's digit limit
+        b"[" * 100_000,  # nested past the recursion limit
+    ]
+    assert [signer.verify(signed(p)) for p in payloads] == [None] * 4
+    assert signer.verify(signed(b'{"id": "e-9", "name": "Eve"}')) is not None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadData, URLSafeTimedSerializer
 
 from .protocol.frames import printable
 
@@ -78,35 +78,37 @@ class TokenSigner:
         can have (an id past any database's range, a name with control
         characters): those are refused here like a bad signature.
         """
+        # BadData covers a bad signature and a signed payload that is not
+        # JSON; the rest is what odd but well-formed JSON raises below.
+        refused = (BadData, KeyError, TypeError, ValueError, AttributeError)
         try:
             data = self._agents.loads(token, max_age=AGENT_TOKEN_AGE)
             return Identity("agent", id=_record_id(data["a"]))
-        except (BadSignature, KeyError, TypeError, ValueError):
+        except refused:
             pass
 
         try:
             data = self._visitors.loads(token, max_age=VISITOR_TOKEN_AGE)
             return Identity("visitor", id=_record_id(data["c"]))
-        except (BadSignature, KeyError, TypeError, ValueError):
+        except refused:
             pass
 
         try:
             data = self._customers.loads(token, max_age=CUSTOMER_TOKEN_AGE)
-            external_id = _text(data["id"])
-            if not external_id:
-                return None
             return Identity(
                 "customer",
-                external_id=external_id,
+                external_id=_external_id(data["id"]),
                 name=_text(data.get("name", "")),
                 email=_text(data.get("email", "")),
             )
-        except (BadSignature, KeyError, TypeError, ValueError, AttributeError):
+        except (*refused, RecursionError):
             return None
 
 
 # Ids fit the range the protocol allows (2**53, exact in JavaScript).
 _MAX_ID = 2**53
+# Profile fields, as the customer record keeps them.
+MAX_TEXT = 200
 
 
 def _record_id(value: object) -> int:
@@ -115,14 +117,29 @@ def _record_id(value: object) -> int:
     return value
 
 
+def _external_id(value: object) -> str:
+    # The shop's own id for the customer: never cut short, since two ids
+    # that differ only past the cut would name one customer.
+    if type(value) is int and abs(value) < 2**63:
+        return str(value)
+    if not isinstance(value, str) or not 1 <= len(value.strip()) <= MAX_TEXT:
+        raise ValueError("not a customer id")
+    return _printable(value.strip())
+
+
 def _text(value: object) -> str:
-    # A shop's profile field: shops often use numbers for ids and may leave
-    # a field out, but control characters are refused as in any chat text.
+    # A profile field the shop may leave out; a long one is cut short.
     if value is None:
         return ""
-    if isinstance(value, bool) or not isinstance(value, str | int):
+    if not isinstance(value, str):
         raise ValueError("not text")
-    return printable(str(value).strip())[:200]
+    return _printable(value.strip())[:MAX_TEXT]
+
+
+def _printable(value: str) -> str:
+    # A lone surrogate survives JSON decoding but no database stores it.
+    value.encode("utf-8")
+    return printable(value)
 
 
 def customer_token(key: str, external_id: str, name: str, email: str) -> str:

@@ -191,3 +191,9 @@ def test_a_field_of_the_wrong_type_or_range_is_a_bad_frame(text: str) -> None:
     # Strictly: a string is not a number, nor true a 1, and a field that
     # should be an object is a bad field, not a frame that is not JSON.
     assert error_of(text) is ErrorCode.BAD_FRAME
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x1b", "\x7f", "\x85", "\x9b"])
+def test_control_characters_in_text_are_a_bad_frame(char: str) -> None:
+    frame = {"type": "send", "conversation": 1, "client_id": "c", "body": f"a{char}"}
+    assert error_of(json.dumps(frame)) is ErrorCode.BAD_FRAME

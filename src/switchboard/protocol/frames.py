@@ -49,10 +49,11 @@ PROTOCOL_VERSION = 1
 ConversationId = Annotated[int, Field(ge=1, le=2**53)]
 AgentId = Annotated[int, Field(ge=1, le=2**53)]
 Seq = Annotated[int, Field(ge=0, le=2**53)]
-# C0 control characters other than tab, newline and carriage return have no
-# business in chat text, and PostgreSQL refuses NUL outright: one such
-# message must be refused here, not fail a database batch.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Control characters (C0 other than tab, newline and carriage return, DEL
+# and C1) have no business in chat text, and PostgreSQL refuses NUL
+# outright: one such message must be refused here, not fail a database
+# batch.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def printable(value: str) -> str:
