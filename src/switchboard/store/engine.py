@@ -38,6 +38,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -212,14 +214,35 @@ def _sqlite_connector(busy_timeout: float) -> Callable[[Any, Any], None]:
         # IMMEDIATE; turning that off lets _sqlite_begin do it instead.
         dbapi_connection.isolation_level = None
 
+        # The busy timeout first, so that the pragmas below wait for locks.
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={_ms(busy_timeout)}")
+        _use_wal(cursor)
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={_ms(busy_timeout)}")
         cursor.close()
 
     return connect
+
+
+def _use_wal(cursor: Any) -> None:
+    # WAL mode is a property of the file, kept once set, so this switches
+    # only a new file. Connections switching one at once race for its lock
+    # and SQLite refuses the losers at once (no busy wait) rather than risk
+    # a deadlock: they look again, and try again after a pause. The pause
+    # blocks the event loop, but only servers migrating a brand-new file
+    # together ever get here.
+    for attempt in range(20):
+        cursor.execute("PRAGMA journal_mode")
+        if cursor.fetchone()[0].lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == 19:
+                raise
+            time.sleep(0.01 * (attempt + 1))
 
 
 def _sqlite_begin(connection: Connection) -> None:
