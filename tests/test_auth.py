@@ -64,7 +64,12 @@ def test_a_customer_token_needs_a_printable_id_and_profile() -> None:
 def test_a_customer_token_takes_what_shops_commonly_send() -> None:
     signer = TokenSigner("server-secret", "shop-key")
     # A numeric id, a missing email, and a name with a stray newline.
-    token = customer_token("shop-key", 1042, "Ann Smith\n", None)  # type: ignore[arg-type]
+    token = customer_token(
+        "shop-key",
+        1042,  # type: ignore[arg-type]
+        "Ann Smith\n",
+        None,  # type: ignore[arg-type]
+    )
     who = signer.verify(token)
     assert who is not None
     assert (who.external_id, who.name, who.email) == ("1042", "Ann Smith", "")

@@ -122,9 +122,12 @@ def _external_id(value: object) -> str:
     # that differ only past the cut would name one customer.
     if type(value) is int and abs(value) < 2**63:
         return str(value)
-    if not isinstance(value, str) or not 1 <= len(value.strip()) <= MAX_TEXT:
+    if not isinstance(value, str):
         raise ValueError("not a customer id")
-    return _printable(value.strip())
+    value = value.strip()
+    if not 1 <= len(value) <= MAX_TEXT:
+        raise ValueError("not a customer id")
+    return printable(value)
 
 
 def _text(value: object) -> str:
@@ -133,13 +136,7 @@ def _text(value: object) -> str:
         return ""
     if not isinstance(value, str):
         raise ValueError("not text")
-    return _printable(value.strip())[:MAX_TEXT]
-
-
-def _printable(value: str) -> str:
-    # A lone surrogate survives JSON decoding but no database stores it.
-    value.encode("utf-8")
-    return printable(value)
+    return printable(value.strip())[:MAX_TEXT]
 
 
 def customer_token(key: str, external_id: str, name: str, email: str) -> str:

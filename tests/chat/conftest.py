@@ -145,10 +145,15 @@ class Clients:
     async def agent(self, agent_id: int, **options: Any) -> Client:
         return await self.customer(token=agent_token(agent_id), **options)
 
+    async def __aenter__(self) -> Clients:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        for client in self.opened:
+            await client.close()
+
 
 @pytest.fixture
 async def clients(server: Server) -> AsyncIterator[Clients]:
-    made = Clients(server)
-    yield made
-    for client in made.opened:
-        await client.close()
+    async with Clients(server) as made:
+        yield made

@@ -243,6 +243,14 @@ def test_http_errors_are_json_4xx(server: Server, agent_ids: list[int]) -> None:
             ),
             422,
         ),
+        (
+            server.post(
+                "/api/canned",
+                headers={**auth, "Content-Type": "application/json"},
+                content=b'{"shortcut": "s", "body": "a\\ud800"}',
+            ),
+            422,
+        ),
         # Bodies past the bound, declared or streamed, are not read in full.
         (server.post("/api/login", content=b"x" * 300_000), 413),
         (server.post("/api/login", content=iter([b"x" * 100_000] * 3)), 413),

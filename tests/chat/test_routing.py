@@ -46,10 +46,8 @@ def seat_server(
 @pytest.fixture
 async def seats(seat_server: Server) -> AsyncIterator[Clients]:
     """Clients of servers whose queue drains only when room appears."""
-    made = Clients(seat_server)
-    yield made
-    for client in made.opened:
-        await client.close()
+    async with Clients(seat_server) as made:
+        yield made
 
 
 def board(server: Server, agent_id: int) -> dict[int, dict[str, Any]]:

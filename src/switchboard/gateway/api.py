@@ -8,6 +8,7 @@ that concern them (their conversation's messages, leaving a message).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import secrets
 from typing import Annotated, Any
 
@@ -95,9 +96,12 @@ async def readyz(hub: HubDep) -> JSONResponse:
 # -- agents ---------------------------------------------------------------
 
 
-# Checked for logins that do not exist, so they cost what a wrong password
-# costs; no password hashes to it.
-UNKNOWN_LOGIN_HASH = hash_password(secrets.token_hex(16))
+@functools.cache
+def _unknown_login_hash() -> str:
+    # Checked for logins that do not exist, so they cost what a wrong
+    # password costs; no password hashes to it. Made on first use, not at
+    # import, since an Argon2 hash is slow on purpose.
+    return hash_password(secrets.token_hex(16))
 
 
 class Login(BaseModel):
@@ -120,7 +124,7 @@ async def login(request: Request, hub: HubDep, body: Login) -> dict[str, Any]:
     # One answer, after one Argon2 hash, for an unknown login and a wrong
     # password, so that neither the answer nor its timing reveals logins.
     found = await hub.store.agent_by_login(body.login)
-    password_hash = UNKNOWN_LOGIN_HASH if found is None else found[1]
+    password_hash = _unknown_login_hash() if found is None else found[1]
     if not await verify_password(password_hash, body.password) or found is None:
         raise HTTPException(401, "wrong login or password")
     throttle.forget(name)
@@ -347,10 +351,9 @@ async def leave_message(
 ) -> dict[str, Any]:
     """A customer leaves a message when no agent is online (token optional)."""
     # A customer we know leaves the message under their own record; anyone
-    # else (no token, or an agent's) becomes a new visitor.
-    # A bad or expired token is ignored rather than refused: the shopper
-    # typed a name and an email, and a stale widget must never lose what
-    # they wrote.
+    # else (no token, an agent's, or a bad or expired one) becomes a new
+    # visitor: the shopper typed a name and an email, and a stale widget
+    # must never lose what they wrote.
     _, _, token = (authorization or "").partition(" ")
     who = hub.signer.verify(token) if token else None
     if who is not None and who.kind in ("visitor", "customer"):

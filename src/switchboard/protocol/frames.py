@@ -52,14 +52,15 @@ Seq = Annotated[int, Field(ge=0, le=2**53)]
 # Control characters (C0 other than tab, newline and carriage return, DEL
 # and C1) have no business in chat text, and PostgreSQL refuses NUL
 # outright: one such message must be refused here, not fail a database
-# batch.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# batch. So must a lone surrogate, which JSON can carry (as \ud800) but
+# UTF-8, and so no database, cannot.
+_UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def printable(value: str) -> str:
-    """Return ``value``; raise ValueError if it has control characters."""
-    if _CONTROL.search(value):
-        raise ValueError("control characters are not allowed")
+    """Return ``value``; raise ValueError if no record could hold it."""
+    if _UNSTORABLE.search(value):
+        raise ValueError("control characters and lone surrogates are not allowed")
     return value
 
 
